@@ -1,0 +1,95 @@
+//! Command-line definition and dispatch.
+
+use crate::commands;
+use crate::exit;
+use crate::output::Output;
+use crate::settings::{GlobalArgs, Settings};
+use clap::{Parser, Subcommand};
+
+const ABOUT: &str = "Capture a database-backed application (files, config) as one verified, \
+compressed, encrypted, deduplicated snapshot, and restore it.";
+
+const AFTER: &str = "Quick start:
+  export BACKUP_PASSWORD_FILE=~/.backup-password      # chmod 600
+  backup init   --repo /var/backups/dms
+  backup create --repo /var/backups/dms --files /srv/dms/releases/current --files /etc/dms --tag pre-deploy
+  backup snapshots --repo /var/backups/dms
+  backup restore latest --repo /var/backups/dms --target /tmp/restore
+
+Snapshot ids may be shortened to a unique prefix; `latest` (optionally with --tag) picks the newest.
+Environment: BACKUP_REPOSITORY, BACKUP_PASSWORD, BACKUP_PASSWORD_FILE, BACKUP_CONFIG,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, BACKUP_S3_PATH_STYLE.
+";
+
+#[derive(Debug, Parser)]
+#[command(name = "backup", version, about = ABOUT, after_help = format!("{AFTER}\n{}", exit::HELP))]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new repository (encrypted unless --insecure-no-encryption).
+    Init(commands::init::Args),
+    /// Capture files and directories as a new snapshot.
+    Create(commands::create::Args),
+    /// List snapshots.
+    Snapshots(commands::snapshots::Args),
+    /// Show one snapshot: components, files, sizes, checksums.
+    Show(commands::show::Args),
+    /// Check the repository: structure, and optionally every byte of data.
+    Verify(commands::verify::Args),
+    /// Restore a snapshot to a directory (staged, verified, then moved into place).
+    Restore(commands::restore::Args),
+    /// Compare two snapshots, or a snapshot with the live files.
+    Diff(commands::diff::Args),
+    /// Write a snapshot as a self-contained tar bundle usable without this tool.
+    Export(commands::export::Args),
+    /// Store a bundle written by `export` as a snapshot.
+    Import(commands::import::Args),
+}
+
+/// Parses the command line, runs the command, returns the exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    let out = Output {
+        json: cli.global.json,
+        quiet: cli.global.quiet,
+    };
+    let result = Settings::resolve(&cli.global).and_then(|s| match cli.command {
+        Command::Init(a) => commands::init::run(&s, a, out),
+        Command::Create(a) => commands::create::run(&s, a, out),
+        Command::Snapshots(a) => commands::snapshots::run(&s, a, out),
+        Command::Show(a) => commands::show::run(&s, a, out),
+        Command::Verify(a) => commands::verify::run(&s, a, out),
+        Command::Restore(a) => commands::restore::run(&s, a, out),
+        Command::Diff(a) => commands::diff::run(&s, a, out),
+        Command::Export(a) => commands::export::run(&s, a, out),
+        Command::Import(a) => commands::import::run(&s, a, out),
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let code = exit::code_for(&e);
+            if out.json {
+                let v = serde_json::json!({"error": format!("{e:#}"), "exit_code": code});
+                println!("{v}");
+            }
+            eprintln!("error: {e:#}");
+            code
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! One module per command.
+
+pub mod create;
+pub mod diff;
+pub mod export;
+pub mod import;
+pub mod init;
+pub mod restore;
+pub mod show;
+pub mod snapshots;
+pub mod verify;
+
+use anyhow::Result;
+use backup_core::snapshot::{resolve_snapshot, Snapshot};
+use backup_core::{Id, Repository};
+
+/// Resolves `latest`, an id or a prefix, narrowed by tags.
+pub fn pick(repo: &Repository, spec: &str, tags: &[String]) -> Result<(Id, Snapshot)> {
+    Ok(resolve_snapshot(repo, spec, tags)?)
+}

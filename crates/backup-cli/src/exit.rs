@@ -1,0 +1,60 @@
+//! Exit codes (documented in the README and in `backup --help`).
+
+use backup_core::ErrorKind;
+
+/// Success.
+pub const OK: i32 = 0;
+/// Any failure not listed below.
+pub const FAILURE: i32 = 1;
+/// Bad usage: flags, arguments, an ambiguous or unknown snapshot id.
+pub const USAGE: i32 = 2;
+/// Damage found: `verify` problems, or a damaged object met elsewhere.
+pub const DAMAGED: i32 = 3;
+/// Wrong or missing password.
+pub const PASSWORD: i32 = 4;
+/// Not a repository, or a format this tool does not know.
+pub const NOT_A_REPOSITORY: i32 = 5;
+/// Storage unreachable or refusing (network, credentials, bucket).
+pub const STORAGE: i32 = 6;
+/// The repository is locked by another process.
+pub const LOCKED: i32 = 7;
+/// A source could not be read completely (no snapshot was written).
+pub const SOURCE: i32 = 8;
+/// The restore target cannot take the restore (not empty, read-only, full).
+pub const TARGET: i32 = 9;
+/// The run finished but with warnings (e.g. files skipped with --skip-unreadable).
+pub const WARNINGS: i32 = 10;
+
+/// The help text that lists the exit codes.
+pub const HELP: &str = "Exit codes:
+  0  success
+  1  failure not listed below
+  2  bad usage: flags, arguments, unknown or ambiguous snapshot id
+  3  damage found (verify problems, a damaged object)
+  4  wrong or missing password
+  5  not a repository, or an unknown repository format version
+  6  storage unreachable or refusing (network, credentials, bucket)
+  7  repository locked by another process
+  8  a source could not be read (no snapshot was written)
+  9  restore target unusable (not empty, read-only, full)
+ 10  finished with warnings (e.g. files skipped with --skip-unreadable)";
+
+/// The exit code for an error.
+pub fn code_for(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<backup_core::Error>() {
+            return match e.kind() {
+                ErrorKind::Usage | ErrorKind::Ambiguous | ErrorKind::NotFound => USAGE,
+                ErrorKind::Corrupt => DAMAGED,
+                ErrorKind::WrongPassword => PASSWORD,
+                ErrorKind::NotARepository | ErrorKind::UnsupportedFormat => NOT_A_REPOSITORY,
+                ErrorKind::Storage => STORAGE,
+                ErrorKind::Locked => LOCKED,
+                ErrorKind::Source => SOURCE,
+                ErrorKind::Target => TARGET,
+                ErrorKind::Io | ErrorKind::Interrupted => FAILURE,
+            };
+        }
+    }
+    FAILURE
+}

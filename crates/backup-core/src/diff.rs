@@ -1,0 +1,129 @@
+//! `diff`: what changed between two snapshots, or between a snapshot and
+//! the live tree, from manifests (no data download).
+
+use crate::error::Result;
+use crate::progress::Progress;
+use crate::repository::Repository;
+use crate::snapshot::{load_tree, Component, Node, NodeKind, Snapshot};
+use crate::source::files::scan_live;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The kind of a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// Only in the newer side.
+    Added,
+    /// Only in the older side.
+    Removed,
+    /// In both, different.
+    Modified,
+}
+
+/// One changed path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// Added, removed or modified.
+    pub kind: ChangeKind,
+    /// The absolute path.
+    pub path: String,
+    /// What differs (`content`, `mode`, `owner`, `type`, `target`, `mtime`).
+    pub details: Vec<String>,
+}
+
+fn full(component: &str, rel: &str) -> String {
+    if rel.is_empty() {
+        component.to_string()
+    } else {
+        format!("{}/{rel}", component.trim_end_matches('/'))
+    }
+}
+
+fn flatten(repo: &Repository, snap: &Snapshot) -> Result<BTreeMap<String, Node>> {
+    let mut out = BTreeMap::new();
+    for c in &snap.components {
+        let Component::Files(fc) = c;
+        for n in load_tree(repo, &fc.tree)? {
+            out.insert(full(&fc.path, &n.path), n);
+        }
+    }
+    Ok(out)
+}
+
+fn compare(a: &Node, b: &Node) -> Vec<String> {
+    let mut d = Vec::new();
+    if a.kind != b.kind {
+        d.push("type".to_string());
+        return d;
+    }
+    if a.kind == NodeKind::File && (a.sha256 != b.sha256 || a.size != b.size) {
+        d.push("content".into());
+    }
+    if a.kind == NodeKind::Symlink && a.target != b.target {
+        d.push("target".into());
+    }
+    if a.kind != NodeKind::Symlink && a.mode != b.mode {
+        d.push(format!("mode {:o}->{:o}", a.mode, b.mode));
+    }
+    if a.uid != b.uid || a.gid != b.gid {
+        d.push(format!("owner {}:{}->{}:{}", a.uid, a.gid, b.uid, b.gid));
+    }
+    if a.kind == NodeKind::File && (a.mtime != b.mtime || a.mtime_nsec != b.mtime_nsec) {
+        d.push("mtime".into());
+    }
+    d
+}
+
+fn diff_maps(a: &BTreeMap<String, Node>, b: &BTreeMap<String, Node>) -> Vec<Change> {
+    let mut out = Vec::new();
+    for (p, na) in a {
+        match b.get(p) {
+            None => out.push(Change {
+                kind: ChangeKind::Removed,
+                path: p.clone(),
+                details: vec![],
+            }),
+            Some(nb) => {
+                let d = compare(na, nb);
+                if !d.is_empty() {
+                    out.push(Change {
+                        kind: ChangeKind::Modified,
+                        path: p.clone(),
+                        details: d,
+                    });
+                }
+            }
+        }
+    }
+    for p in b.keys() {
+        if !a.contains_key(p) {
+            out.push(Change {
+                kind: ChangeKind::Added,
+                path: p.clone(),
+                details: vec![],
+            });
+        }
+    }
+    out.sort_by(|x, y| x.path.cmp(&y.path));
+    out
+}
+
+/// Changes from snapshot `a` to snapshot `b`.
+pub fn diff_snapshots(repo: &Repository, a: &Snapshot, b: &Snapshot) -> Result<Vec<Change>> {
+    Ok(diff_maps(&flatten(repo, a)?, &flatten(repo, b)?))
+}
+
+/// Changes from snapshot `a` to the live trees it captured (the live files
+/// are hashed, nothing is downloaded).
+pub fn diff_live(repo: &Repository, a: &Snapshot, progress: &dyn Progress) -> Result<Vec<Change>> {
+    let old = flatten(repo, a)?;
+    let mut live = BTreeMap::new();
+    for c in &a.components {
+        let Component::Files(fc) = c;
+        for n in scan_live(std::path::Path::new(&fc.path), &fc.excludes, progress)? {
+            live.insert(full(&fc.path, &n.path), n);
+        }
+    }
+    Ok(diff_maps(&old, &live))
+}

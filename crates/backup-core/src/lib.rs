@@ -1,0 +1,30 @@
+//! backup-core: the library behind the `backup` command.
+//!
+//! A repository holds snapshots of file trees as content-defined,
+//! deduplicated, compressed and (by default) encrypted blobs in packs on an
+//! object store: a local directory or S3. See `docs/FORMAT.md` for the
+//! on-storage format.
+
+mod create;
+mod crypto;
+mod diff;
+mod error;
+mod export;
+mod id;
+mod progress;
+pub mod repository;
+pub mod restore;
+pub mod snapshot;
+pub mod source;
+pub mod store;
+mod verify;
+
+pub use create::{create_snapshot, CreateOptions, CreateResult};
+pub use crypto::{Cipher, MasterKey};
+pub use diff::{diff_live, diff_snapshots, Change, ChangeKind};
+pub use error::{Error, ErrorKind, Result};
+pub use export::{export_snapshot, import_bundle, ExportReport};
+pub use id::Id;
+pub use progress::{NoProgress, Progress};
+pub use repository::{InitOptions, Repository};
+pub use verify::{verify, Problem, ReadData, VerifyOptions, VerifyReport};

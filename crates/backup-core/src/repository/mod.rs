@@ -1,0 +1,337 @@
+//! The repository: config, keys, index, blobs and snapshots on a store.
+
+mod config;
+mod index;
+mod key;
+mod lock;
+mod pack;
+mod saver;
+
+pub use config::{ChunkerParams, Config, FORMAT_NAME, FORMAT_VERSION};
+pub use index::{BlobLocation, Index, IndexFile, IndexPack};
+pub use key::{open_master_key, KeyFile};
+pub use lock::Lock;
+pub use pack::{
+    decode_blob, encode_blob, parse_header, parse_pack, BlobKind, PackBuilder, PackedBlob,
+};
+pub use saver::{SaveStats, Saver, StoredStream, StreamError};
+
+use crate::crypto::{Cipher, MasterKey};
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::Id;
+use crate::store::{Kind, ObjectStore};
+use std::sync::{Arc, RwLock};
+
+/// Options for `init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The password (or key file bytes); `None` for an unencrypted repository.
+    pub password: Option<Vec<u8>>,
+    /// zstd level for new blobs.
+    pub compression_level: i32,
+    /// Chunker parameters.
+    pub chunker: ChunkerParams,
+    /// Target pack size in bytes.
+    pub pack_size: u64,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            password: None,
+            compression_level: 3,
+            chunker: ChunkerParams::default(),
+            pack_size: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// An open repository. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn ObjectStore>,
+    config: Config,
+    cipher: Cipher,
+    index: RwLock<Index>,
+    damaged_indexes: RwLock<Vec<(String, Error)>>,
+}
+
+fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The local host name.
+pub fn hostname() -> String {
+    host_name()
+}
+
+impl Repository {
+    /// Creates a new repository on an empty location. Returns the
+    /// repository and, when encrypted, the id of its key object.
+    pub fn init(
+        store: Arc<dyn ObjectStore>,
+        options: InitOptions,
+    ) -> Result<(Repository, Option<Id>)> {
+        if store.exists(Kind::Config, "")? {
+            return Err(Error::usage(format!(
+                "{} already holds a repository: use it, or choose another location",
+                store.location()
+            )));
+        }
+        store.create()?;
+        let mut id = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
+        let (cipher, key_id) = match &options.password {
+            Some(pw) => {
+                let master = MasterKey::generate();
+                let kf = KeyFile::wrap(&master, pw, &host_name())?;
+                let key_id = kf.store(store.as_ref())?;
+                (Cipher::encrypted(&master), Some(key_id))
+            }
+            None => (Cipher::plaintext(), None),
+        };
+        let config = Config {
+            format: FORMAT_NAME.into(),
+            version: FORMAT_VERSION,
+            id: hex::encode(id),
+            encryption: if cipher.is_encrypted() {
+                "aes-256-gcm"
+            } else {
+                "none"
+            }
+            .into(),
+            compression: "zstd".into(),
+            compression_level: options.compression_level,
+            chunker: options.chunker,
+            pack_size: options.pack_size,
+            created: chrono::Utc::now().to_rfc3339(),
+        };
+        // The config is written last: a location with a config is a complete repository.
+        store.put(Kind::Config, "", &serde_json::to_vec_pretty(&config)?)?;
+        let repo = Repository::from_parts(store, config, cipher);
+        Ok((repo, key_id))
+    }
+
+    fn from_parts(store: Arc<dyn ObjectStore>, config: Config, cipher: Cipher) -> Repository {
+        Repository {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                cipher,
+                index: RwLock::new(Index::default()),
+                damaged_indexes: RwLock::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Opens an existing repository and loads its index. Fails if an index
+    /// object is damaged (use [`Repository::open_lenient`] to inspect one).
+    pub fn open(store: Arc<dyn ObjectStore>, password: Option<&[u8]>) -> Result<Repository> {
+        let repo = Self::open_lenient(store, password)?;
+        if let Some((name, err)) = repo.inner.damaged_indexes.read().expect("lock").first() {
+            return Err(Error::corrupt(format!(
+                "index object index/{name} is damaged ({err}); run `backup verify` to see \
+                 what is affected"
+            )));
+        }
+        Ok(repo)
+    }
+
+    /// Opens a repository, recording damaged index objects instead of
+    /// failing on them.
+    pub fn open_lenient(
+        store: Arc<dyn ObjectStore>,
+        password: Option<&[u8]>,
+    ) -> Result<Repository> {
+        let loc = store.location();
+        let data = match store.get(Kind::Config, "") {
+            Ok(d) => d,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(Error::new(
+                    ErrorKind::NotARepository,
+                    format!(
+                        "{loc} is not a backup repository (it has no config object): check \
+                         the path, or create one with `backup init --repo {loc}`"
+                    ),
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        let config = Config::parse(&data, &loc)?;
+        let cipher = if config.encrypted() {
+            let pw = password.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::WrongPassword,
+                    format!(
+                        "{loc} is encrypted: give its password with BACKUP_PASSWORD, \
+                         BACKUP_PASSWORD_FILE or --password-file"
+                    ),
+                )
+            })?;
+            Cipher::encrypted(&open_master_key(store.as_ref(), pw)?)
+        } else {
+            Cipher::plaintext()
+        };
+        let repo = Repository::from_parts(store, config, cipher);
+        repo.load_index()?;
+        Ok(repo)
+    }
+
+    /// (Re)loads every index object.
+    pub fn load_index(&self) -> Result<()> {
+        let mut index = Index::default();
+        let mut damaged = Vec::new();
+        for info in self.store().list(Kind::Index)? {
+            let data = self.store().get(Kind::Index, &info.name)?;
+            match IndexFile::decode(&self.inner.cipher, &data, &info.name) {
+                Ok(f) => f.packs.iter().for_each(|p| index.add_pack(p)),
+                Err(e) => damaged.push((info.name, e)),
+            }
+        }
+        *self.inner.index.write().expect("lock") = index;
+        *self.inner.damaged_indexes.write().expect("lock") = damaged;
+        Ok(())
+    }
+
+    /// Index objects that could not be read, with the reason.
+    pub fn damaged_indexes(&self) -> Vec<(String, String)> {
+        self.inner
+            .damaged_indexes
+            .read()
+            .expect("lock")
+            .iter()
+            .map(|(n, e)| (n.clone(), e.to_string()))
+            .collect()
+    }
+
+    /// The storage backend.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner.store
+    }
+
+    /// The repository configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The cipher for sealing and opening objects.
+    pub fn cipher(&self) -> &Cipher {
+        &self.inner.cipher
+    }
+
+    /// A read guard on the in-memory index.
+    pub fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.inner.index.read().expect("index lock")
+    }
+
+    pub(crate) fn add_to_index(&self, pack: &IndexPack) {
+        self.inner.index.write().expect("index lock").add_pack(pack);
+    }
+
+    /// Reads, decrypts and checks one blob.
+    pub fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
+        let (loc, pack) = {
+            let index = self.index();
+            let loc = index.get(id).ok_or_else(|| {
+                Error::corrupt(format!(
+                    "blob {id} is referenced but not in the index: the repository is damaged"
+                ))
+            })?;
+            (loc, index.pack_id(loc.pack))
+        };
+        let sealed = self
+            .store()
+            .get_range(
+                Kind::Pack,
+                &pack.to_hex(),
+                loc.offset as u64,
+                loc.length as u64,
+            )
+            .map_err(|e| e.context(format!("reading blob {} from pack {pack}", id.short())))?;
+        decode_blob(self.cipher(), &loc.packed(*id), &sealed, &pack)
+    }
+
+    /// Reads a stream stored as a list of blobs.
+    pub fn read_stream(&self, blobs: &[Id]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for b in blobs {
+            out.extend_from_slice(&self.read_blob(b)?);
+        }
+        Ok(out)
+    }
+
+    /// Seals and stores an object whose name is the SHA-256 of its stored
+    /// bytes; returns that id.
+    pub fn put_sealed(&self, kind: Kind, plain: &[u8]) -> Result<Id> {
+        let sealed = self.cipher().seal(plain);
+        let id = Id::sha256(&sealed);
+        self.store().put(kind, &id.to_hex(), &sealed)?;
+        Ok(id)
+    }
+
+    /// Reads an object written by [`Repository::put_sealed`], checking its
+    /// name and authenticity.
+    pub fn get_sealed(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+        let data = self.store().get(kind, name)?;
+        let what = format!("{}/{name}", kind.dir());
+        if Id::sha256(&data).to_hex() != name {
+            return Err(Error::corrupt(format!(
+                "object {what} does not match its name: it is damaged"
+            )));
+        }
+        self.cipher().open(&data, &format!("object {what}"))
+    }
+
+    /// Indexes packs that are stored but in no index object (left by an
+    /// interrupted run), so that their blobs are reused. Returns how many
+    /// packs were recovered.
+    pub fn recover_orphan_packs(&self) -> Result<usize> {
+        let listed = self.store().list(Kind::Pack)?;
+        let mut recovered = IndexFile::default();
+        for info in listed {
+            let Ok(id) = Id::from_hex(&info.name) else {
+                continue;
+            };
+            if self.index().has_pack(&id) || info.size < 4 {
+                continue;
+            }
+            let name = id.to_hex();
+            let tail = self
+                .store()
+                .get_range(Kind::Pack, &name, info.size - 4, 4)?;
+            let hlen = u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")) as u64;
+            if hlen + 4 > info.size {
+                continue;
+            }
+            let header = self
+                .store()
+                .get_range(Kind::Pack, &name, info.size - 4 - hlen, hlen)?;
+            match parse_header(self.cipher(), &header, &id) {
+                Ok(blobs) => recovered.packs.push(IndexPack {
+                    id,
+                    size: info.size,
+                    blobs,
+                }),
+                Err(_) => continue,
+            }
+        }
+        let n = recovered.packs.len();
+        if n > 0 {
+            let data = recovered.encode(self.cipher())?;
+            let name = Id::sha256(&data).to_hex();
+            self.store().put(Kind::Index, &name, &data)?;
+            for p in &recovered.packs {
+                self.add_to_index(p);
+            }
+        }
+        Ok(n)
+    }
+}

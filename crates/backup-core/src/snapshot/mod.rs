@@ -1,0 +1,220 @@
+//! Snapshots: one manifest naming everything captured at one time.
+
+mod tree;
+
+pub use tree::{load_tree, save_tree, Node, NodeKind};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::Id;
+use crate::repository::Repository;
+use crate::store::Kind;
+use serde::{Deserialize, Serialize};
+
+/// The manifest format version.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// Totals of a file component.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileStats {
+    /// Regular files.
+    pub files: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Symbolic links.
+    pub symlinks: u64,
+    /// Bytes of file content.
+    pub bytes: u64,
+}
+
+/// One captured source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Component {
+    /// A file tree or a single file.
+    Files(FilesComponent),
+}
+
+/// A captured file tree.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FilesComponent {
+    /// Absolute path of the captured tree (or file).
+    pub path: String,
+    /// Blobs of the file listing.
+    pub tree: Vec<Id>,
+    /// Totals.
+    pub stats: FileStats,
+    /// Exclude patterns in force (so that a diff against the live tree
+    /// leaves out the same paths).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excludes: Vec<String>,
+    /// Problems met while reading (files that changed, skipped entries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// What a create run stored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Summary {
+    /// Bytes read from the sources.
+    pub bytes_read: u64,
+    /// Plaintext bytes that were new to the repository.
+    pub new_bytes: u64,
+    /// Bytes written to storage.
+    pub stored_bytes: u64,
+    /// Wall time in seconds.
+    pub duration_secs: f64,
+}
+
+/// A snapshot manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Manifest format version.
+    pub version: u32,
+    /// When the capture started (RFC 3339, UTC).
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// Host name.
+    pub host: String,
+    /// User that ran the capture.
+    pub username: String,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Free-form label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The tool and version that wrote it.
+    pub tool_version: String,
+    /// The captured sources.
+    pub components: Vec<Component>,
+    /// Counters of the run.
+    #[serde(default)]
+    pub summary: Summary,
+    /// Set when imported from a bundle: the original snapshot id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<String>,
+}
+
+impl Snapshot {
+    /// A new empty manifest stamped now.
+    pub fn new(tags: Vec<String>, label: Option<String>) -> Snapshot {
+        Snapshot {
+            version: SNAPSHOT_VERSION,
+            time: chrono::Utc::now(),
+            host: crate::repository::hostname(),
+            username: std::env::var("USER").unwrap_or_else(|_| "root".into()),
+            tags,
+            label,
+            tool_version: concat!("backup ", env!("CARGO_PKG_VERSION")).to_string(),
+            components: Vec::new(),
+            summary: Summary::default(),
+            imported_from: None,
+        }
+    }
+
+    /// Totals over all file components.
+    pub fn file_stats(&self) -> FileStats {
+        let mut t = FileStats::default();
+        for c in &self.components {
+            let Component::Files(f) = c;
+            t.files += f.stats.files;
+            t.dirs += f.stats.dirs;
+            t.symlinks += f.stats.symlinks;
+            t.bytes += f.stats.bytes;
+        }
+        t
+    }
+}
+
+/// Writes a snapshot manifest: the commit point of a create run.
+pub fn save_snapshot(repo: &Repository, snap: &Snapshot) -> Result<Id> {
+    repo.put_sealed(Kind::Snapshot, &serde_json::to_vec(snap)?)
+}
+
+/// Loads one snapshot manifest.
+pub fn load_snapshot(repo: &Repository, id: &Id) -> Result<Snapshot> {
+    let plain = repo.get_sealed(Kind::Snapshot, &id.to_hex())?;
+    let snap: Snapshot = serde_json::from_slice(&plain)
+        .map_err(|e| Error::corrupt(format!("snapshot {id} is malformed: {e}")))?;
+    if snap.version != SNAPSHOT_VERSION {
+        return Err(Error::new(
+            ErrorKind::UnsupportedFormat,
+            format!(
+                "snapshot {id} has manifest version {}, unknown to this tool",
+                snap.version
+            ),
+        ));
+    }
+    Ok(snap)
+}
+
+/// Every snapshot, oldest first. Damaged ones are returned as errors with
+/// their name so that callers can report them.
+pub fn list_snapshots(repo: &Repository) -> Result<Vec<(Id, Result<Snapshot>)>> {
+    let mut out = Vec::new();
+    for info in repo.store().list(Kind::Snapshot)? {
+        let Ok(id) = Id::from_hex(&info.name) else {
+            continue;
+        };
+        out.push((id, load_snapshot(repo, &id)));
+    }
+    out.sort_by_key(|(_, s)| s.as_ref().map(|s| s.time).ok());
+    Ok(out)
+}
+
+/// Resolves a user's snapshot reference: `latest`, a full id or a unique
+/// prefix; `tags` narrows `latest` to snapshots carrying all of them.
+pub fn resolve_snapshot(repo: &Repository, spec: &str, tags: &[String]) -> Result<(Id, Snapshot)> {
+    let names: Vec<String> = repo
+        .store()
+        .list(Kind::Snapshot)?
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    if spec == "latest" {
+        let mut best: Option<(Id, Snapshot)> = None;
+        for n in &names {
+            let Ok(id) = Id::from_hex(n) else { continue };
+            let Ok(s) = load_snapshot(repo, &id) else {
+                continue;
+            };
+            if !tags.iter().all(|t| s.tags.contains(t)) {
+                continue;
+            }
+            if best.as_ref().is_none_or(|(_, b)| s.time > b.time) {
+                best = Some((id, s));
+            }
+        }
+        return best.ok_or_else(|| {
+            Error::not_found(if tags.is_empty() {
+                "the repository holds no snapshot yet: run `backup create` first".to_string()
+            } else {
+                format!("no snapshot carries the tag(s) {}", tags.join(", "))
+            })
+        });
+    }
+    let spec_l = spec.to_ascii_lowercase();
+    if spec_l.is_empty() || !spec_l.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Error::usage(format!(
+            "{spec:?} is not a snapshot id: give a hex id or prefix, or `latest`"
+        )));
+    }
+    let matches: Vec<&String> = names.iter().filter(|n| n.starts_with(&spec_l)).collect();
+    match matches.as_slice() {
+        [] => Err(Error::not_found(format!(
+            "no snapshot id starts with {spec:?}: list them with `backup snapshots`"
+        ))),
+        [one] => {
+            let id = Id::from_hex(one)?;
+            let snap = load_snapshot(repo, &id)?;
+            Ok((id, snap))
+        }
+        many => Err(Error::new(
+            ErrorKind::Ambiguous,
+            format!(
+                "{spec:?} matches {} snapshots ({}): give more digits",
+                many.len(),
+                many.iter().map(|m| &m[..12]).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}

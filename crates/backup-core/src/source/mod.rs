@@ -1,0 +1,3 @@
+//! Sources: what a snapshot captures.
+
+pub mod files;
