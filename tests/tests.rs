@@ -1,1 +1,9 @@
+//! End-to-end tests: the real `backup` binary against local repositories
+//! and a real Garage S3 server.
 
+mod common;
+mod crash;
+mod damage;
+mod faults;
+mod local;
+mod s3;

@@ -99,6 +99,8 @@ pub struct VerifyReport {
     pub packs: usize,
     /// Packs read back.
     pub packs_read: usize,
+    /// Ids of the packs read back.
+    pub read_pack_ids: Vec<String>,
     /// Blobs decrypted and hashed.
     pub blobs_read: u64,
     /// Bytes downloaded.
@@ -271,6 +273,7 @@ pub fn verify(
         let results = read_packs(repo, &to_read, options.workers, progress);
         for r in results {
             report.packs_read += 1;
+            report.read_pack_ids.push(r.id.to_hex());
             report.bytes_read += r.bytes;
             report.blobs_read += r.blobs_ok;
             if let Some(p) = r.problem {

@@ -15,11 +15,21 @@ pub struct Args {
     /// zstd compression level for new data (1 fastest .. 19 smallest).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     compression_level: i32,
+    /// Target pack size in MiB (larger packs mean fewer S3 requests).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=512))]
+    pack_size_mib: u64,
 }
 
 /// Runs `init`.
 pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
     let store = s.store()?;
+    if store.exists(backup_core::store::Kind::Config, "")? {
+        return Err(backup_core::Error::usage(format!(
+            "{} already holds a repository: use it, or choose another location",
+            store.location()
+        ))
+        .into());
+    }
     let password = if a.insecure_no_encryption {
         None
     } else {
@@ -35,6 +45,7 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
     let options = InitOptions {
         password,
         compression_level: a.compression_level,
+        pack_size: a.pack_size_mib * 1024 * 1024,
         ..Default::default()
     };
     let (repo, key) = Repository::init(store, options)?;

@@ -45,7 +45,7 @@ const MAX_ATTEMPTS: u32 = 5;
 /// Time allowed to open a connection (TCP and TLS).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed from sending a small request to its response headers.
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Slowest upload rate assumed when a request carries a body: a body of
 /// `n` bytes gets `READ_TIMEOUT + n / UPLOAD_RATE` seconds.
 const UPLOAD_RATE: u64 = 256 * 1024;
@@ -269,8 +269,8 @@ impl S3Store {
             }
             SdkError::TimeoutError(_) => Error::storage(
                 format!(
-                    "{what}: cannot reach S3 endpoint {} (timed out): check the endpoint URL (AWS_ENDPOINT_URL), the network and \
-                     that the server is running",
+                    "{what}: cannot reach S3 endpoint {} (timed out): check the endpoint URL \
+                     (AWS_ENDPOINT_URL), the network and that the server is running",
                     self.endpoint
                 ),
                 true,
@@ -320,12 +320,12 @@ impl S3Store {
         detail: String,
         object: bool,
     ) -> Error {
+        // HEAD responses have no body, hence no code: a 404 on the bucket
+        // itself means that it does not exist.
+        if code == "NoSuchBucket" || (!object && status == 404) {
+            return self.no_such_bucket();
+        }
         match (code, status) {
-            ("NoSuchBucket", _) | ("", 404) | ("NotFound", 404)
-                if !object || code == "NoSuchBucket" =>
-            {
-                self.no_such_bucket()
-            }
             ("NoSuchKey", _) | (_, 404) => Error::not_found(format!("{what}: no such object")),
             ("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied", _) | (_, 403) => {
                 Error::storage(
@@ -566,8 +566,7 @@ impl S3Store {
             .await;
             match result {
                 Ok(()) => return Ok(buf),
-                Err(e) if attempt < BODY_ATTEMPTS => {
-                    let _ = e;
+                Err(_) if attempt < BODY_ATTEMPTS => {
                     tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
                 }
                 Err(e) => {

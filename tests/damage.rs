@@ -1,0 +1,113 @@
+//! Damaged objects: `verify` names them; `restore` refuses before touching
+//! the target.
+
+use crate::common::*;
+use std::path::{Path, PathBuf};
+
+fn setup() -> (Env, PathBuf, String) {
+    let env = Env::local();
+    let src = env.path("tree");
+    fixture(&src);
+    env.init();
+    let id = env.create(&[&src], &[])["id"].as_str().unwrap().to_string();
+    (env, src, id)
+}
+
+fn only_file(dir: &Path) -> PathBuf {
+    let mut f = files_under(dir);
+    assert_eq!(f.len(), 1, "{f:?}");
+    f.pop().unwrap()
+}
+
+fn assert_restore_refused(env: &Env, id: &str) {
+    let target = env.path("restore");
+    let r = env.run(&["restore", id, "--target", target.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(!target.exists(), "the target must not be created");
+    let names: Vec<String> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("staging")), "{names:?}");
+}
+
+#[test]
+fn flipped_byte_in_a_pack_is_named_with_the_files_it_affects() {
+    let (env, src, id) = setup();
+    env.run(&["verify", "--read-data"]).ok();
+    let pack = only_file(&Path::new(&env.repo).join("data"));
+    // Find vendor.js's data: the largest blob region sits early in the pack; flip a byte in the middle.
+    let len = std::fs::metadata(&pack).unwrap().len() as i64;
+    flip_byte(&pack, len / 3);
+    let structural = env.run(&["verify"]);
+    assert_eq!(
+        structural.code, 0,
+        "a flipped byte keeps the size: structure is fine\n{structural:?}"
+    );
+    let r = env.run(&["verify", "--read-data"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    let name = pack.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        r.stdout
+            .contains(&format!("DAMAGED data/{}/{name}", &name[..2])),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!("snapshot {}", &id[..8])),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&src.display().to_string()),
+        "{}",
+        r.stdout
+    );
+    assert_restore_refused(&env, &id);
+}
+
+#[test]
+fn missing_pack_is_found_by_the_structural_check() {
+    let (env, _src, id) = setup();
+    let pack = only_file(&Path::new(&env.repo).join("data"));
+    std::fs::remove_file(&pack).unwrap();
+    let r = env.run(&["verify"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stdout.contains("missing"), "{}", r.stdout);
+    let target = env.path("restore");
+    let r = env.run(&["restore", &id, "--target", target.to_str().unwrap()]);
+    assert_ne!(r.code, 0);
+    assert!(!target.exists());
+}
+
+#[test]
+fn flipped_byte_in_an_index_object_is_named() {
+    let (env, _src, id) = setup();
+    let index = only_file(&Path::new(&env.repo).join("index"));
+    flip_byte(&index, 20);
+    let r = env.run(&["verify"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    let name = index.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        r.stdout.contains(&format!("DAMAGED index/{name}")),
+        "{}",
+        r.stdout
+    );
+    assert_restore_refused(&env, &id);
+    env.run(&["snapshots"]).fails(3, &format!("index/{name}"));
+}
+
+#[test]
+fn flipped_byte_in_a_snapshot_object_is_named() {
+    let (env, _src, id) = setup();
+    let snap = Path::new(&env.repo).join("snapshots").join(&id);
+    flip_byte(&snap, -5);
+    let r = env.run(&["verify"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.stdout.contains(&format!("DAMAGED snapshots/{id}")),
+        "{}",
+        r.stdout
+    );
+    assert_restore_refused(&env, &id);
+}
