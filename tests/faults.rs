@@ -71,6 +71,15 @@ fn missing_sources_and_bad_patterns_fail_before_any_write() {
     ])
     .fails(2, "bad --exclude pattern");
     env.run(&["create"]).fails(2, "nothing to capture");
+    let inner = src.join("web");
+    env.run(&[
+        "create",
+        "--files",
+        src.to_str().unwrap(),
+        "--files",
+        inner.to_str().unwrap(),
+    ])
+    .fails(2, "lies inside");
     assert!(files_under(&Path::new(&env.repo).join("data")).is_empty());
     assert!(files_under(&Path::new(&env.repo).join("snapshots")).is_empty());
 }

@@ -50,8 +50,27 @@ pub fn create_snapshot(
     }
     // Check every source and pattern before any work.
     build_excludes(&options.files_options.excludes)?;
+    let mut roots = Vec::new();
     for f in &options.files {
-        absolute_source(f)?;
+        roots.push(absolute_source(f)?);
+    }
+    for (i, a) in roots.iter().enumerate() {
+        for b in &roots[i + 1..] {
+            if a == b {
+                return Err(Error::usage(format!(
+                    "--files {} is given twice",
+                    a.display()
+                )));
+            }
+            let (outer, inner) = if b.starts_with(a) { (a, b) } else { (b, a) };
+            if inner.starts_with(outer) {
+                return Err(Error::usage(format!(
+                    "--files {} lies inside --files {}: capture only the outer path",
+                    inner.display(),
+                    outer.display()
+                )));
+            }
+        }
     }
     let _lock = Lock::acquire(repo, false, "create")?;
     let start = Instant::now();

@@ -230,15 +230,30 @@ pub fn verify(
             };
             let index = repo.index();
             for n in &nodes {
+                let mut held = 0u64;
                 for b in &n.blobs {
                     match index.get(b) {
                         Some(l) => {
+                            held += l.raw_length as u64;
                             needed_packs.insert(l.pack);
                         }
                         None => {
                             missing_blobs.insert(*b);
                         }
                     }
+                }
+                if n.kind == crate::snapshot::NodeKind::File
+                    && held != n.size
+                    && n.blobs.iter().all(|b| index.contains(b))
+                {
+                    report.problems.push(Problem {
+                        object: format!("snapshots/{sid}"),
+                        problem: format!(
+                            "{} is listed with {} bytes but its blobs hold {held}",
+                            n.path, n.size
+                        ),
+                        affected: vec![format!("snapshot {}: {}/{}", sid.short(), fc.path, n.path)],
+                    });
                 }
             }
         }
@@ -509,4 +524,48 @@ fn check_pack(repo: &Repository, id: &Id) -> PackResult {
         r.problem = Some(problems.join("; "));
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subset_parsing() {
+        assert_eq!(
+            ReadData::parse_subset("10%").unwrap(),
+            ReadData::Fraction(0.1)
+        );
+        assert_eq!(ReadData::parse_subset("2/5").unwrap(), ReadData::Part(2, 5));
+        assert_eq!(
+            ReadData::parse_subset("0.5").unwrap(),
+            ReadData::Fraction(0.5)
+        );
+        for bad in ["0%", "101%", "6/5", "0/3", "x", "1.5"] {
+            assert!(ReadData::parse_subset(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rotation_covers_every_pack() {
+        let dir = tempfile::tempdir().unwrap();
+        let cursor = dir.path().join("c");
+        let packs: Vec<(Id, u64)> = (0..10u8).map(|i| (Id([i; 32]), 1)).collect();
+        let mut seen = HashSet::new();
+        for _ in 0..4 {
+            let got =
+                select_subset(packs.clone(), &ReadData::Fraction(0.25), Some(&cursor)).unwrap();
+            assert_eq!(got.len(), 3);
+            seen.extend(got.into_iter().map(|(id, _)| id));
+        }
+        assert_eq!(seen.len(), 10);
+        let parts: usize = (1..=3)
+            .map(|n| {
+                select_subset(packs.clone(), &ReadData::Part(n, 3), None)
+                    .unwrap()
+                    .len()
+            })
+            .sum();
+        assert_eq!(parts, 10);
+    }
 }

@@ -105,7 +105,7 @@ pub fn open_master_key(store: &dyn ObjectStore, password: &[u8]) -> Result<Maste
             Ok(k) => k,
             Err(_) => continue,
         };
-        if let Some(master) = key.unwrap(password)? {
+        if let Ok(Some(master)) = key.unwrap(password) {
             return Ok(master);
         }
     }

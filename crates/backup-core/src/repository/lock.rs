@@ -33,8 +33,10 @@ impl LockInfo {
             return true;
         }
         if self.host == host {
+            // Only "no such process" proves the holder is gone; EPERM means
+            // it lives under another user.
             let alive = rustix::process::Pid::from_raw(self.pid as i32)
-                .map(|p| rustix::process::test_kill_process(p).is_ok())
+                .map(|p| rustix::process::test_kill_process(p) != Err(rustix::io::Errno::SRCH))
                 .unwrap_or(false);
             return !alive;
         }

@@ -98,6 +98,8 @@ impl Repository {
             }
             None => (Cipher::plaintext(), None),
         };
+        let mut chunker = options.chunker;
+        chunker.seed = rand::RngCore::next_u64(&mut rand::thread_rng());
         let config = Config {
             format: FORMAT_NAME.into(),
             version: FORMAT_VERSION,
@@ -110,12 +112,14 @@ impl Repository {
             .into(),
             compression: "zstd".into(),
             compression_level: options.compression_level,
-            chunker: options.chunker,
+            chunker,
             pack_size: options.pack_size,
             created: chrono::Utc::now().to_rfc3339(),
         };
         // The config is written last: a location with a config is a complete repository.
-        store.put(Kind::Config, "", &serde_json::to_vec_pretty(&config)?)?;
+        let bytes = serde_json::to_vec_pretty(&config)?;
+        Config::parse(&bytes, &store.location())?;
+        store.put(Kind::Config, "", &bytes)?;
         let repo = Repository::from_parts(store, config, cipher);
         Ok((repo, key_id))
     }
@@ -315,12 +319,17 @@ impl Repository {
                 .store()
                 .get_range(Kind::Pack, &name, info.size - 4 - hlen, hlen)?;
             match parse_header(self.cipher(), &header, &id) {
-                Ok(blobs) => recovered.packs.push(IndexPack {
-                    id,
-                    size: info.size,
-                    blobs,
-                }),
-                Err(_) => continue,
+                Ok(blobs)
+                    if blobs.iter().map(|b| b.length as u64).sum::<u64>() + hlen + 4
+                        == info.size =>
+                {
+                    recovered.packs.push(IndexPack {
+                        id,
+                        size: info.size,
+                        blobs,
+                    })
+                }
+                _ => continue,
             }
         }
         let n = recovered.packs.len();

@@ -190,7 +190,14 @@ impl Saver {
         mut on_bytes: impl FnMut(u64),
     ) -> std::result::Result<StoredStream, StreamError> {
         let p = self.repo.config().chunker;
-        let chunker = fastcdc::v2020::StreamCDC::new(reader, p.min_size, p.avg_size, p.max_size);
+        let chunker = fastcdc::v2020::StreamCDC::with_level_and_seed(
+            reader,
+            p.min_size,
+            p.avg_size,
+            p.max_size,
+            fastcdc::v2020::Normalization::Level1,
+            p.seed,
+        );
         let mut hasher = Sha256::new();
         let mut out = StoredStream::default();
         for chunk in chunker {
@@ -205,6 +212,42 @@ impl Saver {
             out.blobs.push(id);
         }
         out.sha256 = hex::encode(hasher.finalize());
+        Ok(out)
+    }
+
+    /// Saves a stream whose length is known. Streams no longer than the
+    /// smallest chunk are read whole and stored as one blob (what the
+    /// chunker would do), skipping its buffer.
+    pub fn save_sized<R: Read>(
+        &self,
+        mut reader: R,
+        size: u64,
+        kind: BlobKind,
+        mut on_bytes: impl FnMut(u64),
+    ) -> std::result::Result<StoredStream, StreamError> {
+        if size >= self.repo.config().chunker.min_size as u64 {
+            return self.save_reader(reader, kind, on_bytes);
+        }
+        let mut data = Vec::with_capacity(size as usize + 1);
+        (&mut reader)
+            .take(self.repo.config().chunker.min_size as u64)
+            .read_to_end(&mut data)
+            .map_err(StreamError::Read)?;
+        if data.len() as u64 >= self.repo.config().chunker.min_size as u64 {
+            // It grew while we read it: chunk what we have and the rest.
+            let rest = std::io::Cursor::new(data).chain(reader);
+            return self.save_reader(rest, kind, on_bytes);
+        }
+        let mut out = StoredStream {
+            size: data.len() as u64,
+            sha256: hex::encode(Sha256::digest(&data)),
+            blobs: Vec::new(),
+        };
+        on_bytes(out.size);
+        if !data.is_empty() {
+            out.blobs
+                .push(self.add(kind, data).map_err(StreamError::Repo)?.0);
+        }
         Ok(out)
     }
 

@@ -213,7 +213,10 @@ pub fn resolve_snapshot(repo: &Repository, spec: &str, tags: &[String]) -> Resul
             format!(
                 "{spec:?} matches {} snapshots ({}): give more digits",
                 many.len(),
-                many.iter().map(|m| &m[..12]).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|m| m.get(..12).unwrap_or(m))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )),
     }

@@ -227,7 +227,7 @@ fn capture_file(saver: &Saver, e: &Entry, progress: &dyn Progress) -> Result<Opt
         .metadata()
         .map_err(|err| Error::io(format!("stat {}", e.abs.display()), err))?;
     let stored = saver
-        .save_reader(&file, BlobKind::Data, |n| progress.inc(n))
+        .save_sized(&file, before.len(), BlobKind::Data, |n| progress.inc(n))
         .map_err(|err| match err {
             StreamError::Read(io) => Error::new(
                 ErrorKind::Source,

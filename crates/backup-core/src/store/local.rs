@@ -52,6 +52,9 @@ impl ObjectStore for LocalStore {
         let dir = path.parent().expect("object paths have a parent");
         if !dir.exists() {
             fs::create_dir_all(dir).map_err(|e| self.map_err("create folder", dir, e))?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent);
+            }
         }
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp-")
