@@ -4,7 +4,7 @@
 use crate::error::Result;
 use crate::progress::Progress;
 use crate::repository::Repository;
-use crate::snapshot::{load_tree, Component, Node, NodeKind, Snapshot};
+use crate::snapshot::{load_tree, Node, NodeKind, Snapshot};
 use crate::source::files::scan_live;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -42,8 +42,7 @@ fn full(component: &str, rel: &str) -> String {
 
 fn flatten(repo: &Repository, snap: &Snapshot) -> Result<BTreeMap<String, Node>> {
     let mut out = BTreeMap::new();
-    for c in &snap.components {
-        let Component::Files(fc) = c;
+    for fc in snap.file_components() {
         for n in load_tree(repo, &fc.tree)? {
             out.insert(full(&fc.path, &n.path), n);
         }
@@ -119,8 +118,7 @@ pub fn diff_snapshots(repo: &Repository, a: &Snapshot, b: &Snapshot) -> Result<V
 pub fn diff_live(repo: &Repository, a: &Snapshot, progress: &dyn Progress) -> Result<Vec<Change>> {
     let old = flatten(repo, a)?;
     let mut live = BTreeMap::new();
-    for c in &a.components {
-        let Component::Files(fc) = c;
+    for fc in a.file_components() {
         for n in scan_live(std::path::Path::new(&fc.path), &fc.excludes, progress)? {
             live.insert(full(&fc.path, &n.path), n);
         }

@@ -138,8 +138,7 @@ pub fn export_snapshot(
 ) -> Result<ExportReport> {
     let _lock = Lock::acquire(repo, false, "export")?;
     let mut listings = Vec::new();
-    for c in &snap.components {
-        let Component::Files(fc) = c;
+    for fc in snap.file_components() {
         let mut nodes = load_tree(repo, &fc.tree)?;
         listings.push((fc.path.clone(), std::mem::take(&mut nodes)));
     }
@@ -406,10 +405,7 @@ pub fn import_bundle(
     snap.imported_from = Some(m.snapshot_id.clone());
     snap.components.clear();
     for l in &mut m.listings {
-        let original = m.snapshot.components.iter().find_map(|c| {
-            let Component::Files(fc) = c;
-            (fc.path == l.path).then(|| fc.clone())
-        });
+        let original = m.snapshot.file_components().find(|fc| fc.path == l.path).cloned();
         let tree = save_tree(&saver, &l.nodes)?;
         let (stats, excludes, warnings) = original
             .map(|o| (o.stats, o.excludes, o.warnings))

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::{decode_blob, parse_pack, Lock, Repository};
-use crate::snapshot::{list_snapshots, load_tree, Component, Snapshot};
+use crate::snapshot::{list_snapshots, load_tree, Snapshot};
 use crate::store::Kind;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -195,8 +195,7 @@ pub fn verify(
     let mut needed_packs: HashSet<u32> = HashSet::new();
     let mut missing_blobs: HashSet<Id> = HashSet::new();
     for (sid, snap) in &snaps {
-        for c in &snap.components {
-            let Component::Files(fc) = c;
+        for fc in snap.file_components() {
             for b in &fc.tree {
                 match repo.index().get(b) {
                     Some(l) => {
@@ -364,8 +363,7 @@ fn who_uses(
 ) -> HashMap<Id, Vec<String>> {
     let mut out: HashMap<Id, Vec<String>> = HashMap::new();
     for (sid, snap) in snaps {
-        for c in &snap.components {
-            let Component::Files(fc) = c;
+        for fc in snap.file_components() {
             for b in &fc.tree {
                 if blobs.contains(b) {
                     out.entry(*b).or_default().push(format!(

@@ -50,12 +50,8 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
     let r = result?;
     let snap = &r.snapshot;
     let warnings: Vec<String> = snap
-        .components
-        .iter()
-        .flat_map(|c| {
-            let backup_core::snapshot::Component::Files(f) = c;
-            f.warnings.clone()
-        })
+        .file_components()
+        .flat_map(|f| f.warnings.clone())
         .collect();
     let stats = snap.file_stats();
     if out.json {

@@ -25,8 +25,7 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
     let repo = s.open()?;
     let (id, snap) = super::pick(&repo, &a.snapshot, &a.tags)?;
     let mut comps = Vec::new();
-    for c in &snap.components {
-        let Component::Files(fc) = c;
+    for fc in snap.file_components() {
         let nodes = if a.summary {
             Vec::new()
         } else {

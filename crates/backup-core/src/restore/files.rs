@@ -7,7 +7,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::{decode_blob, BlobLocation, Lock, Repository};
-use crate::snapshot::{load_tree, Component, Node, NodeKind, Snapshot};
+use crate::snapshot::{load_tree, Node, NodeKind, Snapshot};
 use crate::store::Kind;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -96,8 +96,7 @@ pub fn restore_files(
     let _lock = Lock::acquire(repo, false, "restore")?;
     // Load every listing first: a damaged listing stops us before any write.
     let mut listings = Vec::new();
-    for c in &snap.components {
-        let Component::Files(fc) = c;
+    for fc in snap.file_components() {
         listings.push((fc.path.clone(), load_tree(repo, &fc.tree)?));
     }
     let staging = StagingDir::next_to(&target)?;

@@ -1,7 +1,9 @@
 //! Snapshots: one manifest naming everything captured at one time.
 
+mod database;
 mod tree;
 
+pub use database::{Extension, LargeObject, MatView, PostgresComponent, SequenceValue, StreamRef, TableData, TableStream};
 pub use tree::{load_tree, save_tree, Node, NodeKind};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -32,6 +34,26 @@ pub struct FileStats {
 pub enum Component {
     /// A file tree or a single file.
     Files(FilesComponent),
+    /// A PostgreSQL database.
+    Postgres(Box<PostgresComponent>),
+}
+
+impl Component {
+    /// The file component, if this is one.
+    pub fn files(&self) -> Option<&FilesComponent> {
+        match self {
+            Component::Files(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The database component, if this is one.
+    pub fn postgres(&self) -> Option<&PostgresComponent> {
+        match self {
+            Component::Postgres(p) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// A captured file tree.
@@ -111,11 +133,20 @@ impl Snapshot {
         }
     }
 
+    /// The file components.
+    pub fn file_components(&self) -> impl Iterator<Item = &FilesComponent> {
+        self.components.iter().filter_map(Component::files)
+    }
+
+    /// The database components.
+    pub fn databases(&self) -> impl Iterator<Item = &PostgresComponent> {
+        self.components.iter().filter_map(Component::postgres)
+    }
+
     /// Totals over all file components.
     pub fn file_stats(&self) -> FileStats {
         let mut t = FileStats::default();
-        for c in &self.components {
-            let Component::Files(f) = c;
+        for f in self.components.iter().filter_map(Component::files) {
             t.files += f.stats.files;
             t.dirs += f.stats.dirs;
             t.symlinks += f.stats.symlinks;

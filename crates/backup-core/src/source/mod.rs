@@ -1,3 +1,4 @@
 //! Sources: what a snapshot captures.
 
 pub mod files;
+pub mod postgres;

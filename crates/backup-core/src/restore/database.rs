@@ -1,0 +1,565 @@
+//! Restoring a captured PostgreSQL database: create the target, pre-data
+//! DDL, parallel `COPY FROM` with every stream checked against its SHA-256
+//! and row count, sequences, large objects, post-data with `pg_restore -j`,
+//! materialized view refresh. `--replace` restores into a side database and
+//! swaps names in one short step.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::Id;
+use crate::progress::Progress;
+use crate::repository::Repository;
+use crate::snapshot::{PostgresComponent, StreamRef, TableData, TableStream};
+use crate::source::postgres::catalog::{ident, literal, qualified, session_settings};
+use crate::source::postgres::conninfo::{db_error, ConnInfo};
+use crate::source::postgres::rows::{add_digests, RowTap};
+use crate::source::postgres::tools;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Options of a database restore.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseRestoreOptions {
+    /// Where to restore (libpq connection string naming the database).
+    pub target: String,
+    /// Restore beside the live database, then swap names.
+    pub replace: bool,
+    /// Parallel connections for data and index builds.
+    pub jobs: usize,
+    /// Skip ownership and privileges (for a server without the same roles).
+    pub no_owner: bool,
+    /// Replay roles and tablespaces first (when captured with --globals).
+    pub globals: bool,
+}
+
+/// What a database restore did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DatabaseRestoreReport {
+    /// The database restored to.
+    pub database: String,
+    /// Tables loaded.
+    pub tables: usize,
+    /// Rows loaded.
+    pub rows: u64,
+    /// Bytes of table data.
+    pub bytes: u64,
+    /// With `--replace`: the name the previous database was kept under.
+    pub previous: Option<String>,
+    /// With `--replace`: how long the live name was unavailable, in seconds.
+    pub downtime_secs: Option<f64>,
+    /// Wall time in seconds.
+    pub duration_secs: f64,
+}
+
+/// Reads a stored stream blob by blob, checking its SHA-256 at the end.
+pub struct VerifiedStream<'a> {
+    repo: &'a Repository,
+    stream: &'a StreamRef,
+    next: usize,
+    buf: Vec<u8>,
+    pos: usize,
+    hasher: Sha256,
+    read: u64,
+    what: String,
+}
+
+impl<'a> VerifiedStream<'a> {
+    /// Opens a stream; `what` names it in errors.
+    pub fn new(repo: &'a Repository, stream: &'a StreamRef, what: String) -> Self {
+        VerifiedStream { repo, stream, next: 0, buf: Vec::new(), pos: 0, hasher: Sha256::new(), read: 0, what }
+    }
+
+    /// Checks that everything was read and matches.
+    pub fn check(self) -> Result<()> {
+        let got = hex::encode(self.hasher.finalize());
+        if self.read != self.stream.size || got != self.stream.sha256 {
+            return Err(Error::corrupt(format!(
+                "{} does not match its SHA-256 in the snapshot: the repository is damaged (run `backup verify --read-data`)",
+                self.what
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Read for VerifiedStream<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            let Some(b) = self.stream.blobs.get(self.next) else { return Ok(0) };
+            self.buf = self.repo.read_blob(b).map_err(std::io::Error::other)?;
+            self.hasher.update(&self.buf);
+            self.read += self.buf.len() as u64;
+            self.pos = 0;
+            self.next += 1;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+fn stamp() -> String {
+    chrono::Utc::now().format("%Y%m%d%H%M%S").to_string()
+}
+
+/// A database name with a suffix, cut to PostgreSQL's 63-byte limit.
+fn derived_name(base: &str, suffix: &str) -> String {
+    let room = 63usize.saturating_sub(suffix.len());
+    let mut b = base.to_string();
+    while b.len() > room {
+        b.pop();
+    }
+    format!("{b}{suffix}")
+}
+
+fn database_exists(maint: &mut postgres::Client, name: &str) -> Result<bool> {
+    Ok(maint
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .map_err(|e| db_error("looking up the target database", e))?
+        .is_some())
+}
+
+fn user_object_count(info: &ConnInfo) -> Result<i64> {
+    let mut c = info.connect()?;
+    let row = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' \
+                     AND n.nspname NOT LIKE 'pg\\_temp%') \
+                  + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+                     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')) \
+                  + (SELECT count(*) FROM pg_largeobject_metadata)",
+            &[],
+        )
+        .map_err(|e| db_error("checking that the target is empty", e))?;
+    Ok(row.get(0))
+}
+
+/// Restores one captured database.
+pub fn restore_database(repo: &Repository, comp: &PostgresComponent, options: &DatabaseRestoreOptions, progress: &dyn Progress) -> Result<DatabaseRestoreReport> {
+    let start = Instant::now();
+    let target = ConnInfo::parse(&options.target)?;
+    let live = target.dbname().to_string();
+    let maint_info = target.with_dbname("postgres");
+    let mut maint = maint_info.connect()?;
+    let target_version: i32 = maint
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .map_err(|e| db_error("reading the target server version", e))?
+        .get(0);
+    let (src_major, dst_major) = (tools::major(comp.server_version_num), tools::major(target_version as u32));
+    if dst_major < src_major {
+        return Err(Error::new(
+            ErrorKind::Target,
+            format!(
+                "the target server runs PostgreSQL {dst_major}, older than the captured database's {src_major}: \
+                 restore to a server of version {src_major} or newer"
+            ),
+        ));
+    }
+    let pg_restore = tools::find_tool("pg_restore", src_major.max(dst_major))?;
+    let exists = database_exists(&mut maint, &live)?;
+    let (into, created) = if options.replace {
+        let side = derived_name(&live, &format!("__restore_{}", stamp()));
+        create_database(&mut maint, &side, comp)?;
+        (side, true)
+    } else if exists {
+        let n = user_object_count(&target)?;
+        if n > 0 {
+            return Err(Error::new(
+                ErrorKind::Target,
+                format!(
+                    "database {live} exists and is not empty ({n} objects): restore into a new or empty database, \
+                     or pass --replace to restore beside it and swap"
+                ),
+            ));
+        }
+        (live.clone(), false)
+    } else {
+        create_database(&mut maint, &live, comp)?;
+        (live.clone(), true)
+    };
+    let into_info = target.with_dbname(&into);
+    let result = load(repo, comp, &into_info, &pg_restore, options, progress);
+    if let Err(e) = result {
+        if created {
+            let _ = drop_database(&mut maint, &into);
+        }
+        return Err(e);
+    }
+    let mut report = DatabaseRestoreReport {
+        database: live.clone(),
+        tables: comp.tables.len(),
+        rows: comp.rows(),
+        bytes: comp.bytes(),
+        previous: None,
+        downtime_secs: None,
+        duration_secs: 0.0,
+    };
+    if options.replace {
+        let before = derived_name(&live, &format!("__before_restore_{}", stamp()));
+        match swap(&mut maint, &live, &into, &before, exists) {
+            Ok(downtime) => {
+                report.downtime_secs = Some(downtime.as_secs_f64());
+                report.previous = exists.then_some(before);
+            }
+            Err(e) => {
+                let _ = drop_database(&mut maint, &into);
+                return Err(e);
+            }
+        }
+    }
+    report.duration_secs = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn create_database(maint: &mut postgres::Client, name: &str, comp: &PostgresComponent) -> Result<()> {
+    let sql = format!(
+        "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+        ident(name),
+        literal(&comp.encoding),
+        literal(&comp.collate),
+        literal(&comp.ctype)
+    );
+    maint.batch_execute(&sql).map_err(|e| {
+        db_error(format!("cannot create database {name} (encoding {}, locale {})", comp.encoding, comp.collate), e)
+            .with_kind(ErrorKind::Target)
+    })
+}
+
+/// Drops a database, ending its sessions first.
+pub fn drop_database(maint: &mut postgres::Client, name: &str) -> Result<()> {
+    let _ = maint.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", &[&name]);
+    maint
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {}", ident(name)))
+        .map_err(|e| db_error(format!("dropping database {name}"), e))
+}
+
+/// Moves `live` aside and `side` into its name; returns the time the live
+/// name was unavailable.
+fn swap(maint: &mut postgres::Client, live: &str, side: &str, before: &str, live_exists: bool) -> Result<Duration> {
+    let t0 = Instant::now();
+    if live_exists {
+        maint
+            .batch_execute(&format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", ident(live)))
+            .map_err(|e| db_error(format!("closing {live} to new sessions"), e))?;
+        let mut last = None;
+        for _ in 0..50 {
+            let _ = maint.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", &[&live]);
+            match maint.batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", ident(live), ident(before))) {
+                Ok(()) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => {
+                    last = Some(e);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        if let Some(e) = last {
+            let _ = maint.batch_execute(&format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", ident(live)));
+            return Err(db_error(format!("cannot rename {live} aside (sessions keep coming back?)"), e));
+        }
+    }
+    if let Err(e) = maint.batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", ident(side), ident(live))) {
+        if live_exists {
+            let _ = maint.batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", ident(before), ident(live)));
+            let _ = maint.batch_execute(&format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", ident(live)));
+        }
+        return Err(db_error(format!("cannot rename the restored database to {live}; the old one was put back"), e));
+    }
+    let downtime = t0.elapsed();
+    if live_exists {
+        let _ = maint.batch_execute(&format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", ident(before)));
+    }
+    Ok(downtime)
+}
+
+fn run_pg_restore(pg_restore: &std::path::Path, archive: &std::path::Path, info: &ConnInfo, section: &str, jobs: usize, no_owner: bool) -> Result<()> {
+    let mut cmd = Command::new(pg_restore);
+    cmd.arg(format!("--section={section}")).arg("--exit-on-error").arg(format!("--dbname={}", info.libpq_string()));
+    if jobs > 1 {
+        cmd.arg(format!("--jobs={jobs}"));
+    }
+    if no_owner {
+        cmd.args(["--no-owner", "--no-privileges"]);
+    }
+    cmd.arg(archive).envs(info.tool_env()).stdin(Stdio::null());
+    let out = cmd.output().map_err(|e| Error::io(format!("cannot run {}", pg_restore.display()), e))?;
+    if !out.status.success() {
+        return Err(Error::new(
+            ErrorKind::Target,
+            format!("pg_restore --section={section} failed ({}): {}", out.status, tools::tail(&out.stderr)),
+        ));
+    }
+    Ok(())
+}
+
+fn load(repo: &Repository, comp: &PostgresComponent, info: &ConnInfo, pg_restore: &std::path::Path, options: &DatabaseRestoreOptions, progress: &dyn Progress) -> Result<()> {
+    // The DDL archive, verified, in a private temporary file (pg_restore -j needs a file).
+    let mut archive = tempfile::Builder::new().prefix("backup-schema-").tempfile().map_err(|e| Error::io("creating a temporary file", e))?;
+    {
+        let mut s = VerifiedStream::new(repo, &comp.schema, format!("the schema of database {}", comp.database));
+        std::io::copy(&mut s, archive.as_file_mut()).map_err(|e| Error::corrupt(format!("reading the schema archive: {e}")))?;
+        s.check()?;
+        archive.as_file_mut().flush().map_err(|e| Error::io("writing a temporary file", e))?;
+    }
+    if options.globals {
+        if let Some(g) = &comp.globals {
+            replay_globals(repo, g, info)?;
+        }
+    }
+    let jobs = options.jobs.max(1);
+    progress.phase(&format!("restoring database {} (schema)", info.dbname()), None);
+    run_pg_restore(pg_restore, archive.path(), info, "pre-data", 1, options.no_owner)?;
+    let total: u64 = comp.tables.iter().map(|t| t.bytes).sum();
+    progress.phase(&format!("loading database {}", info.dbname()), Some(total));
+    load_tables(repo, comp, info, jobs, progress)?;
+    let settings = session_settings(&comp.encoding, &comp.lc_monetary);
+    let mut c = info.connect()?;
+    c.batch_execute(&settings).map_err(|e| db_error("setting up the session", e))?;
+    for s in &comp.sequences {
+        c.execute("SELECT pg_catalog.setval($1::text::regclass, $2, $3)", &[&qualified(&s.schema, &s.name), &s.last_value, &s.is_called])
+            .map_err(|e| db_error(format!("setting sequence {}.{}", s.schema, s.name), e))?;
+    }
+    for lo in &comp.large_objects {
+        restore_large_object(repo, &mut c, lo, options.no_owner)?;
+    }
+    progress.phase(&format!("restoring database {} (indexes, constraints)", info.dbname()), None);
+    run_pg_restore(pg_restore, archive.path(), info, "post-data", jobs, options.no_owner)?;
+    refresh_matviews(&mut c, comp)?;
+    Ok(())
+}
+
+fn replay_globals(repo: &Repository, g: &StreamRef, info: &ConnInfo) -> Result<()> {
+    let mut s = VerifiedStream::new(repo, g, "the globals".into());
+    let mut sql = String::new();
+    s.read_to_string(&mut sql).map_err(|e| Error::corrupt(format!("reading the globals: {e}")))?;
+    s.check()?;
+    let mut c = info.connect()?;
+    // Roles that already exist are fine: run statement by statement, ignoring "already exists".
+    for stmt in sql.split(";\n").map(str::trim).filter(|s| !s.is_empty() && !s.starts_with("--") && !s.starts_with('\\')) {
+        if let Err(e) = c.batch_execute(stmt) {
+            let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+            if !msg.contains("already exists") {
+                return Err(db_error("replaying roles and tablespaces", e));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn restore_large_object(repo: &Repository, c: &mut postgres::Client, lo: &crate::snapshot::LargeObject, no_owner: bool) -> Result<()> {
+    c.execute("SELECT lo_create($1)", &[&lo.oid]).map_err(|e| db_error(format!("creating large object {}", lo.oid), e))?;
+    let mut s = VerifiedStream::new(repo, &lo.data, format!("large object {}", lo.oid));
+    let mut buf = vec![0u8; 1024 * 1024];
+    let mut offset = 0i64;
+    loop {
+        let n = read_full(&mut s, &mut buf).map_err(|e| Error::corrupt(format!("reading large object {}: {e}", lo.oid)))?;
+        if n == 0 {
+            break;
+        }
+        c.execute("SELECT lo_put($1, $2, $3)", &[&lo.oid, &offset, &&buf[..n]])
+            .map_err(|e| db_error(format!("writing large object {}", lo.oid), e))?;
+        offset += n as i64;
+    }
+    s.check()?;
+    if !no_owner {
+        let _ = c.batch_execute(&format!("ALTER LARGE OBJECT {} OWNER TO {}", lo.oid, ident(&lo.owner)));
+    }
+    Ok(())
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn refresh_matviews(c: &mut postgres::Client, comp: &PostgresComponent) -> Result<()> {
+    // Views may read each other: retry the failures until no progress.
+    let mut pending: Vec<_> = comp.matviews.iter().filter(|m| m.populated).collect();
+    while !pending.is_empty() {
+        let mut failed = Vec::new();
+        let mut last_err = None;
+        for m in &pending {
+            if let Err(e) = c.batch_execute(&format!("REFRESH MATERIALIZED VIEW {}", qualified(&m.schema, &m.name))) {
+                last_err = Some(db_error(format!("refreshing materialized view {}.{}", m.schema, m.name), e));
+                failed.push(*m);
+            }
+        }
+        if failed.len() == pending.len() {
+            return Err(last_err.expect("a failure"));
+        }
+        pending = failed;
+    }
+    Ok(())
+}
+
+fn load_tables(repo: &Repository, comp: &PostgresComponent, info: &ConnInfo, jobs: usize, progress: &dyn Progress) -> Result<()> {
+    let mut work: Vec<(&TableData, &TableStream)> = comp.tables.iter().flat_map(|t| t.streams.iter().map(move |s| (t, s))).collect();
+    work.sort_by(|a, b| b.1.data.size.cmp(&a.1.data.size));
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let settings = session_settings(&comp.encoding, &comp.lc_monetary);
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                let mut client = match info.connect().and_then(|mut c| {
+                    c.batch_execute(&settings).map_err(|e| db_error("setting up a loader session", e))?;
+                    Ok(c)
+                }) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failure.lock().expect("lock").get_or_insert(e);
+                        return;
+                    }
+                };
+                loop {
+                    if failure.lock().expect("lock").is_some() {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some((t, st)) = work.get(i) else { return };
+                    if let Err(e) = load_stream(repo, &mut client, t, st, progress) {
+                        failure.lock().expect("lock").get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match failure.into_inner().expect("lock") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn load_stream(repo: &Repository, client: &mut postgres::Client, t: &TableData, st: &TableStream, progress: &dyn Progress) -> Result<()> {
+    let what = format!("table {}.{}", t.schema, t.name);
+    let cols = t.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
+    let mut writer = client
+        .copy_in(&format!("COPY {} ({cols}) FROM STDIN", qualified(&t.schema, &t.name)))
+        .map_err(|e| db_error(format!("loading {what}"), e))?;
+    let mut stream = VerifiedStream::new(repo, &st.data, format!("the data of {what}"));
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = stream.read(&mut buf).map_err(|e| Error::corrupt(format!("reading the data of {what}: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        writer.write_all(&buf[..n]).map_err(|e| Error::new(ErrorKind::Target, format!("loading {what}: {e}")))?;
+        progress.inc(n as u64);
+    }
+    // Check before the COPY commits: a damaged stream never lands.
+    stream.check()?;
+    let rows = writer.finish().map_err(|e| db_error(format!("loading {what}"), e))?;
+    if rows != st.rows {
+        return Err(Error::corrupt(format!("{what}: loaded {rows} rows, the snapshot says {}", st.rows)));
+    }
+    Ok(())
+}
+
+/// One difference found by a restore test.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Mismatch {
+    /// The object (table, sequence, large object).
+    pub object: String,
+    /// What differs.
+    pub problem: String,
+}
+
+/// The outcome of a restore test.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestoreTestReport {
+    /// The captured database.
+    pub database: String,
+    /// The scratch database used (dropped afterwards).
+    pub scratch: String,
+    /// Tables compared.
+    pub tables: usize,
+    /// Rows compared.
+    pub rows: u64,
+    /// Differences.
+    pub mismatches: Vec<Mismatch>,
+    /// Wall time in seconds.
+    pub duration_secs: f64,
+}
+
+/// Restores a database into a scratch database on `server`, compares
+/// every table's row count and content digest, sequences and large objects
+/// with the manifest, then drops the scratch database.
+pub fn restore_test(repo: &Repository, comp: &PostgresComponent, server: &str, jobs: usize, progress: &dyn Progress) -> Result<RestoreTestReport> {
+    let start = Instant::now();
+    let base = ConnInfo::parse(server)?;
+    let mut rnd = [0u8; 4];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut rnd);
+    let scratch = format!("backup_restore_test_{}", hex::encode(rnd));
+    let info = base.with_dbname(&scratch);
+    let options = DatabaseRestoreOptions { target: info.libpq_string_with_password(), replace: false, jobs, no_owner: true, globals: false };
+    restore_database(repo, comp, &options, progress)?;
+    let compared = compare(comp, &info, repo);
+    let mut maint = base.with_dbname("postgres").connect()?;
+    drop_database(&mut maint, &scratch)?;
+    let mismatches = compared?;
+    Ok(RestoreTestReport {
+        database: comp.database.clone(),
+        scratch,
+        tables: comp.tables.len(),
+        rows: comp.rows(),
+        mismatches,
+        duration_secs: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn compare(comp: &PostgresComponent, info: &ConnInfo, repo: &Repository) -> Result<Vec<Mismatch>> {
+    let mut c = info.connect()?;
+    c.batch_execute(&session_settings(&comp.encoding, &comp.lc_monetary)).map_err(|e| db_error("setting up the session", e))?;
+    let mut out = Vec::new();
+    for t in &comp.tables {
+        let cols = t.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
+        let reader = c
+            .copy_out(&format!("COPY {} ({cols}) TO STDOUT", qualified(&t.schema, &t.name)))
+            .map_err(|e| db_error(format!("reading back {}.{}", t.schema, t.name), e))?;
+        let mut tap = RowTap::new(reader);
+        std::io::copy(&mut tap, &mut std::io::sink()).map_err(|e| Error::io("reading back a table", e))?;
+        let want = t.streams.iter().fold("0".repeat(32), |acc, s| add_digests(&acc, &s.digest));
+        if tap.digest.rows() != t.rows {
+            out.push(Mismatch { object: format!("table {}.{}", t.schema, t.name), problem: format!("{} rows, the snapshot has {}", tap.digest.rows(), t.rows) });
+        } else if tap.digest.hex() != want {
+            out.push(Mismatch { object: format!("table {}.{}", t.schema, t.name), problem: "content differs from the snapshot".into() });
+        }
+    }
+    for s in &comp.sequences {
+        let row = c
+            .query_one(&format!("SELECT last_value, is_called FROM {}", qualified(&s.schema, &s.name)), &[])
+            .map_err(|e| db_error(format!("reading sequence {}.{}", s.schema, s.name), e))?;
+        let (v, called): (i64, bool) = (row.get(0), row.get(1));
+        if v != s.last_value || called != s.is_called {
+            out.push(Mismatch { object: format!("sequence {}.{}", s.schema, s.name), problem: format!("{v}/{called}, the snapshot has {}/{}", s.last_value, s.is_called) });
+        }
+    }
+    for lo in &comp.large_objects {
+        let row = c.query_one("SELECT lo_get($1)", &[&lo.oid]).map_err(|e| db_error(format!("reading large object {}", lo.oid), e))?;
+        let data: Vec<u8> = row.get(0);
+        if hex::encode(Sha256::digest(&data)) != lo.data.sha256 {
+            out.push(Mismatch { object: format!("large object {}", lo.oid), problem: "content differs from the snapshot".into() });
+        }
+    }
+    let _ = repo;
+    Ok(out)
+}
+
+/// Blob ids of every stream of a component (for verify and export).
+pub fn component_blobs(comp: &PostgresComponent) -> Vec<Id> {
+    comp.streams().into_iter().flat_map(|(_, s)| s.blobs.iter().copied()).collect()
+}

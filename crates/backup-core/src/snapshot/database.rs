@@ -1,0 +1,162 @@
+//! Manifest types of a captured PostgreSQL database.
+
+use crate::id::Id;
+use serde::{Deserialize, Serialize};
+
+/// A stream stored as blobs, with its length and SHA-256.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StreamRef {
+    /// Length in bytes.
+    pub size: u64,
+    /// SHA-256 of the stream (hex).
+    pub sha256: String,
+    /// Blobs in order.
+    pub blobs: Vec<Id>,
+}
+
+/// One part of a table's rows: the whole table, or a range of pages.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TableStream {
+    /// First page of the range (`ctid >= (first_page,0)`), if split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_page: Option<u32>,
+    /// Page where the range ends (exclusive), if bounded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_page: Option<u32>,
+    /// Rows in this part.
+    pub rows: u64,
+    /// Order-independent row digest of this part (hex).
+    pub digest: String,
+    /// The text COPY stream.
+    pub data: StreamRef,
+}
+
+/// A table's data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TableData {
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+    /// Columns in the COPY stream, in order.
+    pub columns: Vec<String>,
+    /// Rows in all parts.
+    pub rows: u64,
+    /// Bytes of COPY text in all parts.
+    pub bytes: u64,
+    /// Order-independent digest over all rows (hex).
+    pub digest: String,
+    /// The parts.
+    pub streams: Vec<TableStream>,
+}
+
+/// A sequence's state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SequenceValue {
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+    /// `last_value`.
+    pub last_value: i64,
+    /// `is_called`.
+    pub is_called: bool,
+}
+
+/// A large object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LargeObject {
+    /// Its oid.
+    pub oid: u32,
+    /// Its owner.
+    pub owner: String,
+    /// Its content.
+    pub data: StreamRef,
+}
+
+/// A materialized view.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MatView {
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+    /// Whether it held data (it is refreshed after a restore).
+    pub populated: bool,
+}
+
+/// An installed extension.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Extension {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+}
+
+/// A captured database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PostgresComponent {
+    /// Database name.
+    pub database: String,
+    /// Where it was read from (no password).
+    pub connection: String,
+    /// `server_version`.
+    pub server_version: String,
+    /// `server_version_num`.
+    pub server_version_num: u32,
+    /// Database encoding.
+    pub encoding: String,
+    /// LC_COLLATE.
+    pub collate: String,
+    /// LC_CTYPE.
+    pub ctype: String,
+    /// lc_monetary of the capture session.
+    pub lc_monetary: String,
+    /// Installed extensions.
+    pub extensions: Vec<Extension>,
+    /// The `pg_dump --version` line used for the DDL.
+    pub pg_dump_version: String,
+    /// `pg_dump --format=custom --schema-only` archive (pre- and post-data).
+    pub schema: StreamRef,
+    /// `pg_dumpall --globals-only` output, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub globals: Option<StreamRef>,
+    /// Table data.
+    pub tables: Vec<TableData>,
+    /// Sequence values.
+    pub sequences: Vec<SequenceValue>,
+    /// Large objects.
+    pub large_objects: Vec<LargeObject>,
+    /// Materialized views.
+    pub matviews: Vec<MatView>,
+}
+
+impl PostgresComponent {
+    /// Total rows.
+    pub fn rows(&self) -> u64 {
+        self.tables.iter().map(|t| t.rows).sum()
+    }
+
+    /// Total bytes of table data and large objects.
+    pub fn bytes(&self) -> u64 {
+        self.tables.iter().map(|t| t.bytes).sum::<u64>() + self.large_objects.iter().map(|l| l.data.size).sum::<u64>()
+    }
+
+    /// Every stored stream, with a label for messages.
+    pub fn streams(&self) -> Vec<(String, &StreamRef)> {
+        let mut v = vec![(format!("database {}: schema", self.database), &self.schema)];
+        if let Some(g) = &self.globals {
+            v.push((format!("database {}: globals", self.database), g));
+        }
+        for t in &self.tables {
+            for s in &t.streams {
+                v.push((format!("database {}: table {}.{}", self.database, t.schema, t.name), &s.data));
+            }
+        }
+        for l in &self.large_objects {
+            v.push((format!("database {}: large object {}", self.database, l.oid), &l.data));
+        }
+        v
+    }
+}
