@@ -4,9 +4,11 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::{Lock, Repository, Saver};
-use crate::snapshot::{save_snapshot, Component, Snapshot};
-use crate::source::files::{absolute_source, build_excludes, capture_files, FilesOptions};
-use std::path::PathBuf;
+use crate::snapshot::{list_snapshots, load_tree, save_snapshot, Component, Snapshot};
+use crate::source::files::{absolute_source, build_excludes, capture_files, FilesOptions, Parent};
+use crate::source::postgres::conninfo::ConnInfo;
+use crate::source::postgres::{capture_postgres, PostgresOptions};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// What to capture and how.
@@ -16,6 +18,10 @@ pub struct CreateOptions {
     pub files: Vec<PathBuf>,
     /// File source options.
     pub files_options: FilesOptions,
+    /// PostgreSQL databases (libpq connection strings).
+    pub postgres: Vec<String>,
+    /// PostgreSQL source options.
+    pub postgres_options: PostgresOptions,
     /// Tags for the snapshot.
     pub tags: Vec<String>,
     /// A label for the snapshot.
@@ -35,25 +41,7 @@ pub struct CreateResult {
     pub recovered_packs: usize,
 }
 
-/// Captures the sources and writes one snapshot. Nothing is committed
-/// until every source is read and every pack and index object is stored:
-/// the snapshot manifest is written last.
-pub fn create_snapshot(
-    repo: &Repository,
-    options: &CreateOptions,
-    progress: &dyn Progress,
-) -> Result<CreateResult> {
-    if options.files.is_empty() {
-        return Err(Error::usage(
-            "nothing to capture: name at least one source with --files PATH",
-        ));
-    }
-    // Check every source and pattern before any work.
-    build_excludes(&options.files_options.excludes)?;
-    let mut roots = Vec::new();
-    for f in &options.files {
-        roots.push(absolute_source(f)?);
-    }
+fn check_overlaps(roots: &[PathBuf]) -> Result<()> {
     for (i, a) in roots.iter().enumerate() {
         for b in &roots[i + 1..] {
             if a == b {
@@ -72,6 +60,59 @@ pub fn create_snapshot(
             }
         }
     }
+    Ok(())
+}
+
+/// The listing of the newest snapshot from this host that captured `root`.
+fn find_parent(repo: &Repository, host: &str, root: &Path) -> Option<Parent> {
+    let path = root.to_string_lossy();
+    let mut best: Option<Snapshot> = None;
+    for (_, s) in list_snapshots(repo).ok()? {
+        let Ok(s) = s else { continue };
+        if s.host == host
+            && s.file_components().any(|f| f.path == path)
+            && best.as_ref().is_none_or(|b| s.time > b.time)
+        {
+            best = Some(s);
+        }
+    }
+    let best = best?;
+    let fc = best.file_components().find(|f| f.path == path)?;
+    let nodes = load_tree(repo, &fc.tree).ok()?;
+    Some(nodes.into_iter().map(|n| (n.path.clone(), n)).collect())
+}
+
+/// Captures the sources and writes one snapshot. Nothing is committed
+/// until every source is read and every pack and index object is stored:
+/// the snapshot manifest is written last.
+pub fn create_snapshot(
+    repo: &Repository,
+    options: &CreateOptions,
+    progress: &dyn Progress,
+) -> Result<CreateResult> {
+    if options.files.is_empty() && options.postgres.is_empty() {
+        return Err(Error::usage(
+            "nothing to capture: name at least one source with --files PATH or --postgres CONNINFO",
+        ));
+    }
+    // Check every source and pattern before any work.
+    build_excludes(&options.files_options.excludes)?;
+    let mut roots = Vec::new();
+    for f in &options.files {
+        roots.push(absolute_source(f)?);
+    }
+    check_overlaps(&roots)?;
+    let mut dbs = Vec::new();
+    for c in &options.postgres {
+        let info = ConnInfo::parse(c)?;
+        if dbs.contains(&info.redacted()) {
+            return Err(Error::usage(format!(
+                "--postgres {} is given twice",
+                info.redacted()
+            )));
+        }
+        dbs.push(info.redacted());
+    }
     let _lock = Lock::acquire(repo, false, "create")?;
     let start = Instant::now();
     let recovered_packs = repo.recover_orphan_packs()?;
@@ -84,8 +125,23 @@ pub fn create_snapshot(
     };
     let saver = Saver::new(repo, workers);
     let mut snap = Snapshot::new(options.tags.clone(), options.label.clone());
-    for f in &options.files {
-        let c = capture_files(&saver, f, &options.files_options, progress)?;
+    for conn in &options.postgres {
+        let c = capture_postgres(&saver, conn, &options.postgres_options, progress)?;
+        snap.components.push(Component::Postgres(Box::new(c)));
+    }
+    for root in &roots {
+        let parent = if options.files_options.force {
+            None
+        } else {
+            find_parent(repo, &snap.host, root)
+        };
+        let c = capture_files(
+            &saver,
+            root,
+            &options.files_options,
+            parent.as_ref(),
+            progress,
+        )?;
         snap.components.push(Component::Files(c));
     }
     let stats = saver.finish()?;

@@ -405,7 +405,11 @@ pub fn import_bundle(
     snap.imported_from = Some(m.snapshot_id.clone());
     snap.components.clear();
     for l in &mut m.listings {
-        let original = m.snapshot.file_components().find(|fc| fc.path == l.path).cloned();
+        let original = m
+            .snapshot
+            .file_components()
+            .find(|fc| fc.path == l.path)
+            .cloned();
         let tree = save_tree(&saver, &l.nodes)?;
         let (stats, excludes, warnings) = original
             .map(|o| (o.stats, o.excludes, o.warnings))

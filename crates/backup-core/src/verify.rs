@@ -195,6 +195,33 @@ pub fn verify(
     let mut needed_packs: HashSet<u32> = HashSet::new();
     let mut missing_blobs: HashSet<Id> = HashSet::new();
     for (sid, snap) in &snaps {
+        for db in snap.databases() {
+            let index = repo.index();
+            for (label, stream) in db.streams() {
+                let mut held = 0u64;
+                for b in &stream.blobs {
+                    match index.get(b) {
+                        Some(l) => {
+                            held += l.raw_length as u64;
+                            needed_packs.insert(l.pack);
+                        }
+                        None => {
+                            missing_blobs.insert(*b);
+                        }
+                    }
+                }
+                if held != stream.size && stream.blobs.iter().all(|b| index.contains(b)) {
+                    report.problems.push(Problem {
+                        object: format!("snapshots/{sid}"),
+                        problem: format!(
+                            "{label} is listed with {} bytes but its blobs hold {held}",
+                            stream.size
+                        ),
+                        affected: vec![format!("snapshot {}: {label}", sid.short())],
+                    });
+                }
+            }
+        }
         for fc in snap.file_components() {
             for b in &fc.tree {
                 match repo.index().get(b) {
@@ -363,6 +390,17 @@ fn who_uses(
 ) -> HashMap<Id, Vec<String>> {
     let mut out: HashMap<Id, Vec<String>> = HashMap::new();
     for (sid, snap) in snaps {
+        for db in snap.databases() {
+            for (label, stream) in db.streams() {
+                for b in &stream.blobs {
+                    if blobs.contains(b) {
+                        out.entry(*b)
+                            .or_default()
+                            .push(format!("snapshot {}: {label}", sid.short()));
+                    }
+                }
+            }
+        }
         for fc in snap.file_components() {
             for b in &fc.tree {
                 if blobs.contains(b) {

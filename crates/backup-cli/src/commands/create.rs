@@ -5,6 +5,7 @@ use crate::output::{human_bytes, Output};
 use crate::settings::Settings;
 use anyhow::Result;
 use backup_core::source::files::FilesOptions;
+use backup_core::source::postgres::PostgresOptions;
 use backup_core::{create_snapshot, CreateOptions};
 use std::path::PathBuf;
 
@@ -14,6 +15,21 @@ pub struct Args {
     /// A directory tree or file to capture (repeatable).
     #[arg(long = "files", value_name = "PATH")]
     files: Vec<PathBuf>,
+    /// A PostgreSQL database to capture (libpq connection string or URI; repeatable).
+    #[arg(long = "postgres", value_name = "CONNINFO")]
+    postgres: Vec<String>,
+    /// Also capture roles and tablespaces (pg_dumpall --globals-only; needs a superuser).
+    #[arg(long)]
+    globals: bool,
+    /// Parallel database connections.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Seconds to wait for a table lock before failing.
+    #[arg(long, default_value_t = 10)]
+    lock_timeout: u64,
+    /// Read every file again, even those unchanged since the previous snapshot.
+    #[arg(long)]
+    force: bool,
     /// Leave out paths matching this glob (repeatable); without `/` it matches names anywhere.
     #[arg(long = "exclude", value_name = "GLOB")]
     exclude: Vec<String>,
@@ -39,6 +55,14 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
         files_options: FilesOptions {
             excludes: a.exclude,
             skip_unreadable: a.skip_unreadable,
+            force: a.force,
+        },
+        postgres: a.postgres,
+        postgres_options: PostgresOptions {
+            jobs: a.jobs.max(1),
+            globals: a.globals,
+            lock_timeout: std::time::Duration::from_secs(a.lock_timeout.max(1)),
+            ..Default::default()
         },
         tags: a.tags,
         label: a.label,
@@ -61,6 +85,9 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
             "files": stats.files,
             "dirs": stats.dirs,
             "bytes": stats.bytes,
+            "databases": snap.databases().map(|d| serde_json::json!({
+                "database": d.database, "tables": d.tables.len(), "rows": d.rows(), "bytes": d.bytes(),
+            })).collect::<Vec<_>>(),
             "new_bytes": snap.summary.new_bytes,
             "stored_bytes": snap.summary.stored_bytes,
             "duration_secs": snap.summary.duration_secs,
@@ -72,6 +99,16 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
             out.say(format!(
                 "reused {} pack(s) left by an interrupted run",
                 r.recovered_packs
+            ));
+        }
+        for d in snap.databases() {
+            out.say(format!(
+                "database {}: {} tables, {} rows, {} of data (PostgreSQL {})",
+                d.database,
+                d.tables.len(),
+                d.rows(),
+                human_bytes(d.bytes()),
+                d.server_version
             ));
         }
         out.say(format!(

@@ -3,8 +3,10 @@
 use crate::exit;
 use crate::output::{human_bytes, Output};
 use crate::settings::Settings;
-use anyhow::Result;
-use backup_core::restore::{restore_files, RestoreOptions};
+use anyhow::{bail, Result};
+use backup_core::restore::{
+    restore_database, restore_files, DatabaseRestoreOptions, RestoreOptions,
+};
 use std::path::PathBuf;
 
 /// Flags of `restore`.
@@ -12,42 +14,123 @@ use std::path::PathBuf;
 pub struct Args {
     /// Snapshot id, unique prefix, or `latest`.
     snapshot: String,
-    /// Directory to restore into; captured paths are recreated under it.
+    /// Directory to restore the files into; captured paths are recreated under it.
     #[arg(long, short = 't')]
-    target: PathBuf,
+    target: Option<PathBuf>,
     /// Restore only this captured path and what lies below it (repeatable; absolute, as `show` lists).
     #[arg(long = "include", value_name = "PATH")]
     include: Vec<String>,
     /// With `latest`: the newest snapshot carrying these tags.
     #[arg(long = "tag")]
     tags: Vec<String>,
-    /// Replace a non-empty target atomically; its current content is kept next to it.
+    /// Replace a non-empty file target atomically; its current content is kept next to it.
     #[arg(long)]
     overwrite: bool,
-    /// Parallel pack readers (default: one per core).
+    /// Restore the captured database to this database (libpq connection string; created if absent, must be empty).
+    #[arg(long, value_name = "CONNINFO")]
+    postgres_target: Option<String>,
+    /// Which captured database to restore, when the snapshot holds several.
+    #[arg(long, value_name = "NAME")]
+    database: Option<String>,
+    /// Restore beside the target database, verify, then swap names (the old one is kept as <db>__before_restore_<time>).
+    #[arg(long)]
+    replace: bool,
+    /// Parallel database connections (data load and index builds).
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Skip ownership and privileges (for a server without the same roles).
+    #[arg(long)]
+    no_owner: bool,
+    /// Replay captured roles and tablespaces first.
+    #[arg(long)]
+    globals: bool,
+    /// Parallel pack readers for files (default: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
 }
 
 /// Runs `restore`.
 pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
+    if a.target.is_none() && a.postgres_target.is_none() {
+        bail!(backup_core::Error::usage("say where to restore: --target DIR for files, --postgres-target CONNINFO for the database"));
+    }
     let repo = s.open()?;
     let (id, snap) = super::pick(&repo, &a.snapshot, &a.tags)?;
-    let options = RestoreOptions {
-        target: a.target,
-        include: a.include,
-        overwrite: a.overwrite,
-        workers: a.threads,
-    };
-    let bars = out.progress();
-    let r = restore_files(&repo, &snap, &options, &bars);
-    bars.finish();
-    let r = r?;
-    if out.json {
-        let mut v = serde_json::to_value(&r)?;
-        v["snapshot"] = serde_json::Value::String(id.to_hex());
-        out.print_json(&v);
-    } else {
+    let mut json = serde_json::json!({"snapshot": id.to_hex()});
+    if let Some(conn) = &a.postgres_target {
+        let dbs: Vec<_> = snap
+            .databases()
+            .filter(|d| a.database.as_ref().is_none_or(|n| &d.database == n))
+            .collect();
+        let comp = match dbs.as_slice() {
+            [one] => *one,
+            [] => bail!(backup_core::Error::usage(format!(
+                "snapshot {} holds no database{}",
+                id.short(),
+                a.database
+                    .as_ref()
+                    .map(|n| format!(" named {n}"))
+                    .unwrap_or_default()
+            ))),
+            many => bail!(backup_core::Error::usage(format!(
+                "snapshot {} holds several databases ({}): choose one with --database",
+                id.short(),
+                many.iter()
+                    .map(|d| d.database.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        };
+        let options = DatabaseRestoreOptions {
+            target: conn.clone(),
+            replace: a.replace,
+            jobs: a.jobs.max(1),
+            no_owner: a.no_owner,
+            globals: a.globals,
+        };
+        let bars = out.progress();
+        let r = restore_database(&repo, comp, &options, &bars);
+        bars.finish();
+        let r = r?;
+        out.say(format!(
+            "restored database {} of snapshot {} into {}: {} tables, {} rows, {}, verified, in {:.1}s",
+            comp.database,
+            id.short(),
+            r.database,
+            r.tables,
+            r.rows,
+            human_bytes(r.bytes),
+            r.duration_secs
+        ));
+        if let (Some(prev), Some(d)) = (&r.previous, r.downtime_secs) {
+            out.say(format!(
+                "swapped in with {:.3}s of downtime; the previous database is kept as {prev}",
+                d
+            ));
+        }
+        json["database"] = serde_json::to_value(&r)?;
+    } else if a.replace {
+        bail!(backup_core::Error::usage(
+            "--replace applies to --postgres-target; for files use --overwrite"
+        ));
+    }
+    if let Some(target) = a.target {
+        if snap.file_components().next().is_none() {
+            bail!(backup_core::Error::usage(format!(
+                "snapshot {} holds no files to restore to --target",
+                id.short()
+            )));
+        }
+        let options = RestoreOptions {
+            target,
+            include: a.include,
+            overwrite: a.overwrite,
+            workers: a.threads,
+        };
+        let bars = out.progress();
+        let r = restore_files(&repo, &snap, &options, &bars);
+        bars.finish();
+        let r = r?;
         out.say(format!(
             "restored snapshot {} to {}: {} files, {} other entries, {}, verified, in {:.1}s",
             id.short(),
@@ -63,6 +146,13 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
                 p.display()
             ));
         }
+        let files = serde_json::to_value(&r)?;
+        for (k, v) in files.as_object().cloned().unwrap_or_default() {
+            json[k] = v;
+        }
+    }
+    if out.json {
+        out.print_json(&json);
     }
     Ok(exit::OK)
 }

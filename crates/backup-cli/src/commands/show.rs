@@ -4,7 +4,7 @@ use crate::exit;
 use crate::output::{human_bytes, Output};
 use crate::settings::Settings;
 use anyhow::Result;
-use backup_core::snapshot::{load_tree, Component, NodeKind};
+use backup_core::snapshot::{load_tree, NodeKind};
 
 /// Flags of `show`.
 #[derive(Debug, clap::Args)]
@@ -37,6 +37,7 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
         let v = serde_json::json!({
             "id": id.to_hex(),
             "snapshot": snap,
+            "databases": snap.databases().collect::<Vec<_>>(),
             "components": comps.iter().map(|(fc, nodes)| serde_json::json!({
                 "kind": "files", "path": fc.path, "stats": fc.stats, "warnings": fc.warnings,
                 "files": nodes.iter().map(|n| serde_json::json!({
@@ -67,6 +68,32 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
         human_bytes(snap.summary.stored_bytes),
         snap.summary.duration_secs
     );
+    for d in snap.databases() {
+        println!(
+            "database {} (PostgreSQL {}, {}, collate {}): {} tables, {} rows, {}, {} sequences, {} large objects",
+            d.database,
+            d.server_version,
+            d.encoding,
+            d.collate,
+            d.tables.len(),
+            d.rows(),
+            human_bytes(d.bytes()),
+            d.sequences.len(),
+            d.large_objects.len()
+        );
+        if !a.summary {
+            for t in &d.tables {
+                println!(
+                    "  table {}.{}: {} rows, {} in {} part(s)",
+                    t.schema,
+                    t.name,
+                    t.rows,
+                    human_bytes(t.bytes),
+                    t.streams.len()
+                );
+            }
+        }
+    }
     for (fc, nodes) in &comps {
         println!(
             "files {}: {} files, {} dirs, {} links, {}",

@@ -17,6 +17,10 @@ pub struct Args {
     /// Check a subset of the data: `10%` (rotating: repeated runs cover everything) or `n/t`.
     #[arg(long, value_name = "SUBSET")]
     read_data_subset: Option<String>,
+    /// Also restore each captured database into a scratch database on this server
+    /// (libpq connection string), compare it with the snapshot, and drop it.
+    #[arg(long, value_name = "CONNINFO")]
+    restore_test: Option<String>,
     /// Parallel pack readers.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -47,9 +51,66 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
     let report = verify(&repo, &options, &bars);
     bars.finish();
     let report = report?;
+    let mut tests = Vec::new();
+    if let Some(server) = &a.restore_test {
+        let targets: Vec<(backup_core::Id, backup_core::snapshot::Snapshot)> =
+            if options.snapshots.is_empty() {
+                vec![super::pick(&repo, "latest", &[])?]
+            } else {
+                options
+                    .snapshots
+                    .iter()
+                    .map(|id| Ok((*id, backup_core::snapshot::load_snapshot(&repo, id)?)))
+                    .collect::<Result<_>>()?
+            };
+        for (id, snap) in &targets {
+            if snap.databases().next().is_none() {
+                anyhow::bail!(backup_core::Error::usage(format!(
+                    "snapshot {} holds no database to test-restore",
+                    id.short()
+                )));
+            }
+            for db in snap.databases() {
+                let bars = out.progress();
+                let r =
+                    backup_core::restore::restore_test(&repo, db, server, a.threads.max(2), &bars);
+                bars.finish();
+                tests.push((*id, r?));
+            }
+        }
+    }
+    let tests_ok = tests.iter().all(|(_, t)| t.mismatches.is_empty());
     if out.json {
-        out.print_json(&serde_json::to_value(&report)?);
+        let mut v = serde_json::to_value(&report)?;
+        v["restore_tests"] = serde_json::to_value(
+            tests
+                .iter()
+                .map(|(id, t)| {
+                    let mut j = serde_json::to_value(t).unwrap_or_default();
+                    j["snapshot"] = serde_json::Value::String(id.to_hex());
+                    j
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        out.print_json(&v);
     } else {
+        for (id, t) in &tests {
+            if t.mismatches.is_empty() {
+                out.say(format!(
+                    "restore test of snapshot {} database {}: {} tables, {} rows restored into {} and matched, in {:.1}s (scratch database dropped)",
+                    id.short(), t.database, t.tables, t.rows, t.scratch, t.duration_secs
+                ));
+            } else {
+                println!(
+                    "RESTORE TEST FAILED for snapshot {} database {}:",
+                    id.short(),
+                    t.database
+                );
+                for m in &t.mismatches {
+                    println!("  {}: {}", m.object, m.problem);
+                }
+            }
+        }
         out.say(format!(
             "checked {} snapshot(s), {} index object(s), {} pack(s); read back {} pack(s), {} blob(s), {}",
             report.snapshots,
@@ -77,5 +138,9 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
             eprintln!("error: {} problem(s) found", report.problems.len());
         }
     }
-    Ok(if report.ok() { exit::OK } else { exit::DAMAGED })
+    Ok(if report.ok() && tests_ok {
+        exit::OK
+    } else {
+        exit::DAMAGED
+    })
 }

@@ -276,6 +276,11 @@ impl Saver {
         Ok(stats)
     }
 
+    /// A read guard on the repository index.
+    pub fn index(&self) -> std::sync::RwLockReadGuard<'_, super::Index> {
+        self.repo.index()
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> SaveStats {
         *self.shared.stats.lock().expect("lock")

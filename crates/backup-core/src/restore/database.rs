@@ -69,7 +69,16 @@ pub struct VerifiedStream<'a> {
 impl<'a> VerifiedStream<'a> {
     /// Opens a stream; `what` names it in errors.
     pub fn new(repo: &'a Repository, stream: &'a StreamRef, what: String) -> Self {
-        VerifiedStream { repo, stream, next: 0, buf: Vec::new(), pos: 0, hasher: Sha256::new(), read: 0, what }
+        VerifiedStream {
+            repo,
+            stream,
+            next: 0,
+            buf: Vec::new(),
+            pos: 0,
+            hasher: Sha256::new(),
+            read: 0,
+            what,
+        }
     }
 
     /// Checks that everything was read and matches.
@@ -88,7 +97,9 @@ impl<'a> VerifiedStream<'a> {
 impl Read for VerifiedStream<'_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.pos == self.buf.len() {
-            let Some(b) = self.stream.blobs.get(self.next) else { return Ok(0) };
+            let Some(b) = self.stream.blobs.get(self.next) else {
+                return Ok(0);
+            };
             self.buf = self.repo.read_blob(b).map_err(std::io::Error::other)?;
             self.hasher.update(&self.buf);
             self.read += self.buf.len() as u64;
@@ -140,7 +151,12 @@ fn user_object_count(info: &ConnInfo) -> Result<i64> {
 }
 
 /// Restores one captured database.
-pub fn restore_database(repo: &Repository, comp: &PostgresComponent, options: &DatabaseRestoreOptions, progress: &dyn Progress) -> Result<DatabaseRestoreReport> {
+pub fn restore_database(
+    repo: &Repository,
+    comp: &PostgresComponent,
+    options: &DatabaseRestoreOptions,
+    progress: &dyn Progress,
+) -> Result<DatabaseRestoreReport> {
     let start = Instant::now();
     let target = ConnInfo::parse(&options.target)?;
     let live = target.dbname().to_string();
@@ -150,7 +166,10 @@ pub fn restore_database(repo: &Repository, comp: &PostgresComponent, options: &D
         .query_one("SELECT current_setting('server_version_num')::int4", &[])
         .map_err(|e| db_error("reading the target server version", e))?
         .get(0);
-    let (src_major, dst_major) = (tools::major(comp.server_version_num), tools::major(target_version as u32));
+    let (src_major, dst_major) = (
+        tools::major(comp.server_version_num),
+        tools::major(target_version as u32),
+    );
     if dst_major < src_major {
         return Err(Error::new(
             ErrorKind::Target,
@@ -216,7 +235,11 @@ pub fn restore_database(repo: &Repository, comp: &PostgresComponent, options: &D
     Ok(report)
 }
 
-fn create_database(maint: &mut postgres::Client, name: &str, comp: &PostgresComponent) -> Result<()> {
+fn create_database(
+    maint: &mut postgres::Client,
+    name: &str,
+    comp: &PostgresComponent,
+) -> Result<()> {
     let sql = format!(
         "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
         ident(name),
@@ -225,8 +248,14 @@ fn create_database(maint: &mut postgres::Client, name: &str, comp: &PostgresComp
         literal(&comp.ctype)
     );
     maint.batch_execute(&sql).map_err(|e| {
-        db_error(format!("cannot create database {name} (encoding {}, locale {})", comp.encoding, comp.collate), e)
-            .with_kind(ErrorKind::Target)
+        db_error(
+            format!(
+                "cannot create database {name} (encoding {}, locale {})",
+                comp.encoding, comp.collate
+            ),
+            e,
+        )
+        .with_kind(ErrorKind::Target)
     })
 }
 
@@ -240,16 +269,29 @@ pub fn drop_database(maint: &mut postgres::Client, name: &str) -> Result<()> {
 
 /// Moves `live` aside and `side` into its name; returns the time the live
 /// name was unavailable.
-fn swap(maint: &mut postgres::Client, live: &str, side: &str, before: &str, live_exists: bool) -> Result<Duration> {
+fn swap(
+    maint: &mut postgres::Client,
+    live: &str,
+    side: &str,
+    before: &str,
+    live_exists: bool,
+) -> Result<Duration> {
     let t0 = Instant::now();
     if live_exists {
         maint
-            .batch_execute(&format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", ident(live)))
+            .batch_execute(&format!(
+                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+                ident(live)
+            ))
             .map_err(|e| db_error(format!("closing {live} to new sessions"), e))?;
         let mut last = None;
         for _ in 0..50 {
             let _ = maint.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", &[&live]);
-            match maint.batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", ident(live), ident(before))) {
+            match maint.batch_execute(&format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                ident(live),
+                ident(before)
+            )) {
                 Ok(()) => {
                     last = None;
                     break;
@@ -261,27 +303,59 @@ fn swap(maint: &mut postgres::Client, live: &str, side: &str, before: &str, live
             }
         }
         if let Some(e) = last {
-            let _ = maint.batch_execute(&format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", ident(live)));
-            return Err(db_error(format!("cannot rename {live} aside (sessions keep coming back?)"), e));
+            let _ = maint.batch_execute(&format!(
+                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+                ident(live)
+            ));
+            return Err(db_error(
+                format!("cannot rename {live} aside (sessions keep coming back?)"),
+                e,
+            ));
         }
     }
-    if let Err(e) = maint.batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", ident(side), ident(live))) {
+    if let Err(e) = maint.batch_execute(&format!(
+        "ALTER DATABASE {} RENAME TO {}",
+        ident(side),
+        ident(live)
+    )) {
         if live_exists {
-            let _ = maint.batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", ident(before), ident(live)));
-            let _ = maint.batch_execute(&format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", ident(live)));
+            let _ = maint.batch_execute(&format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                ident(before),
+                ident(live)
+            ));
+            let _ = maint.batch_execute(&format!(
+                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+                ident(live)
+            ));
         }
-        return Err(db_error(format!("cannot rename the restored database to {live}; the old one was put back"), e));
+        return Err(db_error(
+            format!("cannot rename the restored database to {live}; the old one was put back"),
+            e,
+        ));
     }
     let downtime = t0.elapsed();
     if live_exists {
-        let _ = maint.batch_execute(&format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", ident(before)));
+        let _ = maint.batch_execute(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+            ident(before)
+        ));
     }
     Ok(downtime)
 }
 
-fn run_pg_restore(pg_restore: &std::path::Path, archive: &std::path::Path, info: &ConnInfo, section: &str, jobs: usize, no_owner: bool) -> Result<()> {
+fn run_pg_restore(
+    pg_restore: &std::path::Path,
+    archive: &std::path::Path,
+    info: &ConnInfo,
+    section: &str,
+    jobs: usize,
+    no_owner: bool,
+) -> Result<()> {
     let mut cmd = Command::new(pg_restore);
-    cmd.arg(format!("--section={section}")).arg("--exit-on-error").arg(format!("--dbname={}", info.libpq_string()));
+    cmd.arg(format!("--section={section}"))
+        .arg("--exit-on-error")
+        .arg(format!("--dbname={}", info.libpq_string()));
     if jobs > 1 {
         cmd.arg(format!("--jobs={jobs}"));
     }
@@ -289,24 +363,48 @@ fn run_pg_restore(pg_restore: &std::path::Path, archive: &std::path::Path, info:
         cmd.args(["--no-owner", "--no-privileges"]);
     }
     cmd.arg(archive).envs(info.tool_env()).stdin(Stdio::null());
-    let out = cmd.output().map_err(|e| Error::io(format!("cannot run {}", pg_restore.display()), e))?;
+    let out = cmd
+        .output()
+        .map_err(|e| Error::io(format!("cannot run {}", pg_restore.display()), e))?;
     if !out.status.success() {
         return Err(Error::new(
             ErrorKind::Target,
-            format!("pg_restore --section={section} failed ({}): {}", out.status, tools::tail(&out.stderr)),
+            format!(
+                "pg_restore --section={section} failed ({}): {}",
+                out.status,
+                tools::tail(&out.stderr)
+            ),
         ));
     }
     Ok(())
 }
 
-fn load(repo: &Repository, comp: &PostgresComponent, info: &ConnInfo, pg_restore: &std::path::Path, options: &DatabaseRestoreOptions, progress: &dyn Progress) -> Result<()> {
+fn load(
+    repo: &Repository,
+    comp: &PostgresComponent,
+    info: &ConnInfo,
+    pg_restore: &std::path::Path,
+    options: &DatabaseRestoreOptions,
+    progress: &dyn Progress,
+) -> Result<()> {
     // The DDL archive, verified, in a private temporary file (pg_restore -j needs a file).
-    let mut archive = tempfile::Builder::new().prefix("backup-schema-").tempfile().map_err(|e| Error::io("creating a temporary file", e))?;
+    let mut archive = tempfile::Builder::new()
+        .prefix("backup-schema-")
+        .tempfile()
+        .map_err(|e| Error::io("creating a temporary file", e))?;
     {
-        let mut s = VerifiedStream::new(repo, &comp.schema, format!("the schema of database {}", comp.database));
-        std::io::copy(&mut s, archive.as_file_mut()).map_err(|e| Error::corrupt(format!("reading the schema archive: {e}")))?;
+        let mut s = VerifiedStream::new(
+            repo,
+            &comp.schema,
+            format!("the schema of database {}", comp.database),
+        );
+        std::io::copy(&mut s, archive.as_file_mut())
+            .map_err(|e| Error::corrupt(format!("reading the schema archive: {e}")))?;
         s.check()?;
-        archive.as_file_mut().flush().map_err(|e| Error::io("writing a temporary file", e))?;
+        archive
+            .as_file_mut()
+            .flush()
+            .map_err(|e| Error::io("writing a temporary file", e))?;
     }
     if options.globals {
         if let Some(g) = &comp.globals {
@@ -314,23 +412,50 @@ fn load(repo: &Repository, comp: &PostgresComponent, info: &ConnInfo, pg_restore
         }
     }
     let jobs = options.jobs.max(1);
-    progress.phase(&format!("restoring database {} (schema)", info.dbname()), None);
-    run_pg_restore(pg_restore, archive.path(), info, "pre-data", 1, options.no_owner)?;
+    progress.phase(
+        &format!("restoring database {} (schema)", info.dbname()),
+        None,
+    );
+    run_pg_restore(
+        pg_restore,
+        archive.path(),
+        info,
+        "pre-data",
+        1,
+        options.no_owner,
+    )?;
     let total: u64 = comp.tables.iter().map(|t| t.bytes).sum();
     progress.phase(&format!("loading database {}", info.dbname()), Some(total));
     load_tables(repo, comp, info, jobs, progress)?;
     let settings = session_settings(&comp.encoding, &comp.lc_monetary);
     let mut c = info.connect()?;
-    c.batch_execute(&settings).map_err(|e| db_error("setting up the session", e))?;
+    c.batch_execute(&settings)
+        .map_err(|e| db_error("setting up the session", e))?;
     for s in &comp.sequences {
-        c.execute("SELECT pg_catalog.setval($1::text::regclass, $2, $3)", &[&qualified(&s.schema, &s.name), &s.last_value, &s.is_called])
-            .map_err(|e| db_error(format!("setting sequence {}.{}", s.schema, s.name), e))?;
+        c.execute(
+            "SELECT pg_catalog.setval($1::text::regclass, $2, $3)",
+            &[&qualified(&s.schema, &s.name), &s.last_value, &s.is_called],
+        )
+        .map_err(|e| db_error(format!("setting sequence {}.{}", s.schema, s.name), e))?;
     }
     for lo in &comp.large_objects {
         restore_large_object(repo, &mut c, lo, options.no_owner)?;
     }
-    progress.phase(&format!("restoring database {} (indexes, constraints)", info.dbname()), None);
-    run_pg_restore(pg_restore, archive.path(), info, "post-data", jobs, options.no_owner)?;
+    progress.phase(
+        &format!(
+            "restoring database {} (indexes, constraints)",
+            info.dbname()
+        ),
+        None,
+    );
+    run_pg_restore(
+        pg_restore,
+        archive.path(),
+        info,
+        "post-data",
+        jobs,
+        options.no_owner,
+    )?;
     refresh_matviews(&mut c, comp)?;
     Ok(())
 }
@@ -338,13 +463,21 @@ fn load(repo: &Repository, comp: &PostgresComponent, info: &ConnInfo, pg_restore
 fn replay_globals(repo: &Repository, g: &StreamRef, info: &ConnInfo) -> Result<()> {
     let mut s = VerifiedStream::new(repo, g, "the globals".into());
     let mut sql = String::new();
-    s.read_to_string(&mut sql).map_err(|e| Error::corrupt(format!("reading the globals: {e}")))?;
+    s.read_to_string(&mut sql)
+        .map_err(|e| Error::corrupt(format!("reading the globals: {e}")))?;
     s.check()?;
     let mut c = info.connect()?;
     // Roles that already exist are fine: run statement by statement, ignoring "already exists".
-    for stmt in sql.split(";\n").map(str::trim).filter(|s| !s.is_empty() && !s.starts_with("--") && !s.starts_with('\\')) {
+    for stmt in sql
+        .split(";\n")
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && !s.starts_with("--") && !s.starts_with('\\'))
+    {
         if let Err(e) = c.batch_execute(stmt) {
-            let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+            let msg = e
+                .as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_default();
             if !msg.contains("already exists") {
                 return Err(db_error("replaying roles and tablespaces", e));
             }
@@ -353,13 +486,20 @@ fn replay_globals(repo: &Repository, g: &StreamRef, info: &ConnInfo) -> Result<(
     Ok(())
 }
 
-fn restore_large_object(repo: &Repository, c: &mut postgres::Client, lo: &crate::snapshot::LargeObject, no_owner: bool) -> Result<()> {
-    c.execute("SELECT lo_create($1)", &[&lo.oid]).map_err(|e| db_error(format!("creating large object {}", lo.oid), e))?;
+fn restore_large_object(
+    repo: &Repository,
+    c: &mut postgres::Client,
+    lo: &crate::snapshot::LargeObject,
+    no_owner: bool,
+) -> Result<()> {
+    c.execute("SELECT lo_create($1)", &[&lo.oid])
+        .map_err(|e| db_error(format!("creating large object {}", lo.oid), e))?;
     let mut s = VerifiedStream::new(repo, &lo.data, format!("large object {}", lo.oid));
     let mut buf = vec![0u8; 1024 * 1024];
     let mut offset = 0i64;
     loop {
-        let n = read_full(&mut s, &mut buf).map_err(|e| Error::corrupt(format!("reading large object {}: {e}", lo.oid)))?;
+        let n = read_full(&mut s, &mut buf)
+            .map_err(|e| Error::corrupt(format!("reading large object {}: {e}", lo.oid)))?;
         if n == 0 {
             break;
         }
@@ -369,7 +509,11 @@ fn restore_large_object(repo: &Repository, c: &mut postgres::Client, lo: &crate:
     }
     s.check()?;
     if !no_owner {
-        let _ = c.batch_execute(&format!("ALTER LARGE OBJECT {} OWNER TO {}", lo.oid, ident(&lo.owner)));
+        let _ = c.batch_execute(&format!(
+            "ALTER LARGE OBJECT {} OWNER TO {}",
+            lo.oid,
+            ident(&lo.owner)
+        ));
     }
     Ok(())
 }
@@ -392,8 +536,14 @@ fn refresh_matviews(c: &mut postgres::Client, comp: &PostgresComponent) -> Resul
         let mut failed = Vec::new();
         let mut last_err = None;
         for m in &pending {
-            if let Err(e) = c.batch_execute(&format!("REFRESH MATERIALIZED VIEW {}", qualified(&m.schema, &m.name))) {
-                last_err = Some(db_error(format!("refreshing materialized view {}.{}", m.schema, m.name), e));
+            if let Err(e) = c.batch_execute(&format!(
+                "REFRESH MATERIALIZED VIEW {}",
+                qualified(&m.schema, &m.name)
+            )) {
+                last_err = Some(db_error(
+                    format!("refreshing materialized view {}.{}", m.schema, m.name),
+                    e,
+                ));
                 failed.push(*m);
             }
         }
@@ -405,8 +555,18 @@ fn refresh_matviews(c: &mut postgres::Client, comp: &PostgresComponent) -> Resul
     Ok(())
 }
 
-fn load_tables(repo: &Repository, comp: &PostgresComponent, info: &ConnInfo, jobs: usize, progress: &dyn Progress) -> Result<()> {
-    let mut work: Vec<(&TableData, &TableStream)> = comp.tables.iter().flat_map(|t| t.streams.iter().map(move |s| (t, s))).collect();
+fn load_tables(
+    repo: &Repository,
+    comp: &PostgresComponent,
+    info: &ConnInfo,
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut work: Vec<(&TableData, &TableStream)> = comp
+        .tables
+        .iter()
+        .flat_map(|t| t.streams.iter().map(move |s| (t, s)))
+        .collect();
     work.sort_by(|a, b| b.1.data.size.cmp(&a.1.data.size));
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
@@ -415,7 +575,8 @@ fn load_tables(repo: &Repository, comp: &PostgresComponent, info: &ConnInfo, job
         for _ in 0..jobs {
             s.spawn(|| {
                 let mut client = match info.connect().and_then(|mut c| {
-                    c.batch_execute(&settings).map_err(|e| db_error("setting up a loader session", e))?;
+                    c.batch_execute(&settings)
+                        .map_err(|e| db_error("setting up a loader session", e))?;
                     Ok(c)
                 }) {
                     Ok(c) => c,
@@ -444,27 +605,50 @@ fn load_tables(repo: &Repository, comp: &PostgresComponent, info: &ConnInfo, job
     }
 }
 
-fn load_stream(repo: &Repository, client: &mut postgres::Client, t: &TableData, st: &TableStream, progress: &dyn Progress) -> Result<()> {
+fn load_stream(
+    repo: &Repository,
+    client: &mut postgres::Client,
+    t: &TableData,
+    st: &TableStream,
+    progress: &dyn Progress,
+) -> Result<()> {
     let what = format!("table {}.{}", t.schema, t.name);
-    let cols = t.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
+    let cols = t
+        .columns
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut writer = client
-        .copy_in(&format!("COPY {} ({cols}) FROM STDIN", qualified(&t.schema, &t.name)))
+        .copy_in(&format!(
+            "COPY {} ({cols}) FROM STDIN",
+            qualified(&t.schema, &t.name)
+        ))
         .map_err(|e| db_error(format!("loading {what}"), e))?;
     let mut stream = VerifiedStream::new(repo, &st.data, format!("the data of {what}"));
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = stream.read(&mut buf).map_err(|e| Error::corrupt(format!("reading the data of {what}: {e}")))?;
+        let n = stream
+            .read(&mut buf)
+            .map_err(|e| Error::corrupt(format!("reading the data of {what}: {e}")))?;
         if n == 0 {
             break;
         }
-        writer.write_all(&buf[..n]).map_err(|e| Error::new(ErrorKind::Target, format!("loading {what}: {e}")))?;
+        writer
+            .write_all(&buf[..n])
+            .map_err(|e| Error::new(ErrorKind::Target, format!("loading {what}: {e}")))?;
         progress.inc(n as u64);
     }
     // Check before the COPY commits: a damaged stream never lands.
     stream.check()?;
-    let rows = writer.finish().map_err(|e| db_error(format!("loading {what}"), e))?;
+    let rows = writer
+        .finish()
+        .map_err(|e| db_error(format!("loading {what}"), e))?;
     if rows != st.rows {
-        return Err(Error::corrupt(format!("{what}: loaded {rows} rows, the snapshot says {}", st.rows)));
+        return Err(Error::corrupt(format!(
+            "{what}: loaded {rows} rows, the snapshot says {}",
+            st.rows
+        )));
     }
     Ok(())
 }
@@ -498,14 +682,26 @@ pub struct RestoreTestReport {
 /// Restores a database into a scratch database on `server`, compares
 /// every table's row count and content digest, sequences and large objects
 /// with the manifest, then drops the scratch database.
-pub fn restore_test(repo: &Repository, comp: &PostgresComponent, server: &str, jobs: usize, progress: &dyn Progress) -> Result<RestoreTestReport> {
+pub fn restore_test(
+    repo: &Repository,
+    comp: &PostgresComponent,
+    server: &str,
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Result<RestoreTestReport> {
     let start = Instant::now();
     let base = ConnInfo::parse(server)?;
     let mut rnd = [0u8; 4];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut rnd);
     let scratch = format!("backup_restore_test_{}", hex::encode(rnd));
     let info = base.with_dbname(&scratch);
-    let options = DatabaseRestoreOptions { target: info.libpq_string_with_password(), replace: false, jobs, no_owner: true, globals: false };
+    let options = DatabaseRestoreOptions {
+        target: info.libpq_string_with_password(),
+        replace: false,
+        jobs,
+        no_owner: true,
+        globals: false,
+    };
     restore_database(repo, comp, &options, progress)?;
     let compared = compare(comp, &info, repo);
     let mut maint = base.with_dbname("postgres").connect()?;
@@ -523,36 +719,72 @@ pub fn restore_test(repo: &Repository, comp: &PostgresComponent, server: &str, j
 
 fn compare(comp: &PostgresComponent, info: &ConnInfo, repo: &Repository) -> Result<Vec<Mismatch>> {
     let mut c = info.connect()?;
-    c.batch_execute(&session_settings(&comp.encoding, &comp.lc_monetary)).map_err(|e| db_error("setting up the session", e))?;
+    c.batch_execute(&session_settings(&comp.encoding, &comp.lc_monetary))
+        .map_err(|e| db_error("setting up the session", e))?;
     let mut out = Vec::new();
     for t in &comp.tables {
-        let cols = t.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
+        let cols = t
+            .columns
+            .iter()
+            .map(|c| ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
         let reader = c
-            .copy_out(&format!("COPY {} ({cols}) TO STDOUT", qualified(&t.schema, &t.name)))
+            .copy_out(&format!(
+                "COPY {} ({cols}) TO STDOUT",
+                qualified(&t.schema, &t.name)
+            ))
             .map_err(|e| db_error(format!("reading back {}.{}", t.schema, t.name), e))?;
         let mut tap = RowTap::new(reader);
-        std::io::copy(&mut tap, &mut std::io::sink()).map_err(|e| Error::io("reading back a table", e))?;
-        let want = t.streams.iter().fold("0".repeat(32), |acc, s| add_digests(&acc, &s.digest));
+        std::io::copy(&mut tap, &mut std::io::sink())
+            .map_err(|e| Error::io("reading back a table", e))?;
+        let want = t
+            .streams
+            .iter()
+            .fold("0".repeat(32), |acc, s| add_digests(&acc, &s.digest));
         if tap.digest.rows() != t.rows {
-            out.push(Mismatch { object: format!("table {}.{}", t.schema, t.name), problem: format!("{} rows, the snapshot has {}", tap.digest.rows(), t.rows) });
+            out.push(Mismatch {
+                object: format!("table {}.{}", t.schema, t.name),
+                problem: format!("{} rows, the snapshot has {}", tap.digest.rows(), t.rows),
+            });
         } else if tap.digest.hex() != want {
-            out.push(Mismatch { object: format!("table {}.{}", t.schema, t.name), problem: "content differs from the snapshot".into() });
+            out.push(Mismatch {
+                object: format!("table {}.{}", t.schema, t.name),
+                problem: "content differs from the snapshot".into(),
+            });
         }
     }
     for s in &comp.sequences {
         let row = c
-            .query_one(&format!("SELECT last_value, is_called FROM {}", qualified(&s.schema, &s.name)), &[])
+            .query_one(
+                &format!(
+                    "SELECT last_value, is_called FROM {}",
+                    qualified(&s.schema, &s.name)
+                ),
+                &[],
+            )
             .map_err(|e| db_error(format!("reading sequence {}.{}", s.schema, s.name), e))?;
         let (v, called): (i64, bool) = (row.get(0), row.get(1));
         if v != s.last_value || called != s.is_called {
-            out.push(Mismatch { object: format!("sequence {}.{}", s.schema, s.name), problem: format!("{v}/{called}, the snapshot has {}/{}", s.last_value, s.is_called) });
+            out.push(Mismatch {
+                object: format!("sequence {}.{}", s.schema, s.name),
+                problem: format!(
+                    "{v}/{called}, the snapshot has {}/{}",
+                    s.last_value, s.is_called
+                ),
+            });
         }
     }
     for lo in &comp.large_objects {
-        let row = c.query_one("SELECT lo_get($1)", &[&lo.oid]).map_err(|e| db_error(format!("reading large object {}", lo.oid), e))?;
+        let row = c
+            .query_one("SELECT lo_get($1)", &[&lo.oid])
+            .map_err(|e| db_error(format!("reading large object {}", lo.oid), e))?;
         let data: Vec<u8> = row.get(0);
         if hex::encode(Sha256::digest(&data)) != lo.data.sha256 {
-            out.push(Mismatch { object: format!("large object {}", lo.oid), problem: "content differs from the snapshot".into() });
+            out.push(Mismatch {
+                object: format!("large object {}", lo.oid),
+                problem: "content differs from the snapshot".into(),
+            });
         }
     }
     let _ = repo;
@@ -561,5 +793,8 @@ fn compare(comp: &PostgresComponent, info: &ConnInfo, repo: &Repository) -> Resu
 
 /// Blob ids of every stream of a component (for verify and export).
 pub fn component_blobs(comp: &PostgresComponent) -> Vec<Id> {
-    comp.streams().into_iter().flat_map(|(_, s)| s.blobs.iter().copied()).collect()
+    comp.streams()
+        .into_iter()
+        .flat_map(|(_, s)| s.blobs.iter().copied())
+        .collect()
 }

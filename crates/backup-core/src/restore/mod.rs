@@ -5,8 +5,8 @@ mod files;
 mod place;
 
 pub use database::{
-    component_blobs, drop_database, restore_database, restore_test, DatabaseRestoreOptions, DatabaseRestoreReport,
-    Mismatch, RestoreTestReport, VerifiedStream,
+    component_blobs, drop_database, restore_database, restore_test, DatabaseRestoreOptions,
+    DatabaseRestoreReport, Mismatch, RestoreTestReport, VerifiedStream,
 };
 pub use files::{restore_files, RestoreOptions, RestoreReport};
 pub use place::{exchange_or_move, StagingDir};

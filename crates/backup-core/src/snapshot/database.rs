@@ -140,7 +140,8 @@ impl PostgresComponent {
 
     /// Total bytes of table data and large objects.
     pub fn bytes(&self) -> u64 {
-        self.tables.iter().map(|t| t.bytes).sum::<u64>() + self.large_objects.iter().map(|l| l.data.size).sum::<u64>()
+        self.tables.iter().map(|t| t.bytes).sum::<u64>()
+            + self.large_objects.iter().map(|l| l.data.size).sum::<u64>()
     }
 
     /// Every stored stream, with a label for messages.
@@ -151,11 +152,17 @@ impl PostgresComponent {
         }
         for t in &self.tables {
             for s in &t.streams {
-                v.push((format!("database {}: table {}.{}", self.database, t.schema, t.name), &s.data));
+                v.push((
+                    format!("database {}: table {}.{}", self.database, t.schema, t.name),
+                    &s.data,
+                ));
             }
         }
         for l in &self.large_objects {
-            v.push((format!("database {}: large object {}", self.database, l.oid), &l.data));
+            v.push((
+                format!("database {}: large object {}", self.database, l.oid),
+                &l.data,
+            ));
         }
         v
     }

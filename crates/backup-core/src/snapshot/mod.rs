@@ -3,7 +3,10 @@
 mod database;
 mod tree;
 
-pub use database::{Extension, LargeObject, MatView, PostgresComponent, SequenceValue, StreamRef, TableData, TableStream};
+pub use database::{
+    Extension, LargeObject, MatView, PostgresComponent, SequenceValue, StreamRef, TableData,
+    TableStream,
+};
 pub use tree::{load_tree, save_tree, Node, NodeKind};
 
 use crate::error::{Error, ErrorKind, Result};

@@ -48,12 +48,29 @@ pub struct Node {
     /// Link target (symlinks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Inode number (to recognise unchanged files in the next capture).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub inode: u64,
+    /// Change time, seconds (ditto).
+    #[serde(default, skip_serializing_if = "is_zero_i")]
+    pub ctime: i64,
+    /// Change time, nanoseconds part (ditto).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub ctime_nsec: u32,
     /// Set when the file changed while it was read.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub changed_during_read: bool,
 }
 
 fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_i(v: &i64) -> bool {
+    *v == 0
+}
+
+fn is_zero_u32(v: &u32) -> bool {
     *v == 0
 }
 

@@ -22,6 +22,26 @@ pub struct FilesOptions {
     pub excludes: Vec<String>,
     /// Skip unreadable files with a warning instead of failing.
     pub skip_unreadable: bool,
+    /// Read every file, even those unchanged since the parent snapshot.
+    pub force: bool,
+}
+
+/// The previous capture of the same tree: files whose size, times and
+/// inode are unchanged reuse its blobs without being read again.
+pub type Parent = std::collections::HashMap<String, Node>;
+
+fn unchanged(old: &Node, meta: &Metadata, index: &crate::repository::Index) -> bool {
+    old.kind == NodeKind::File
+        && !old.changed_during_read
+        && old.size == meta.len()
+        && old.mtime == meta.mtime()
+        && old.mtime_nsec == meta.mtime_nsec() as u32
+        && old.ctime == meta.ctime()
+        && old.ctime_nsec == meta.ctime_nsec() as u32
+        && old.inode == meta.ino()
+        && old.inode != 0
+        && old.sha256.is_some()
+        && old.blobs.iter().all(|b| index.contains(b))
 }
 
 /// Builds the exclude matcher, rejecting bad patterns with a clear error.
@@ -73,6 +93,9 @@ fn base_node(rel: String, kind: NodeKind, meta: &Metadata) -> Node {
         sha256: None,
         blobs: Vec::new(),
         target: None,
+        inode: meta.ino(),
+        ctime: meta.ctime(),
+        ctime_nsec: meta.ctime_nsec() as u32,
         changed_during_read: false,
     }
 }
@@ -88,6 +111,7 @@ pub fn capture_files(
     saver: &Saver,
     root: &Path,
     options: &FilesOptions,
+    parent: Option<&Parent>,
     progress: &dyn Progress,
 ) -> Result<FilesComponent> {
     let root = absolute_source(root)?;
@@ -166,6 +190,21 @@ pub fn capture_files(
             stats.symlinks += 1;
             nodes.push(n);
         } else if ft.is_file() {
+            let reuse = parent
+                .and_then(|p| p.get(&e.rel))
+                .filter(|o| !options.force && unchanged(o, &e.meta, &saver.index()))
+                .cloned();
+            if let Some(old) = reuse {
+                let mut n = base_node(e.rel, NodeKind::File, &e.meta);
+                n.size = old.size;
+                n.sha256 = old.sha256;
+                n.blobs = old.blobs;
+                progress.inc(n.size);
+                stats.files += 1;
+                stats.bytes += n.size;
+                nodes.push(n);
+                continue;
+            }
             match capture_file(saver, &e, progress)? {
                 Some(n) => {
                     if n.changed_during_read {

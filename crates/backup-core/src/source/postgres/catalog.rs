@@ -49,7 +49,10 @@ pub fn server_info(c: &mut Client) -> Result<ServerInfo> {
         )
         .map_err(|e| db_error("reading server information", e))?;
     let extensions = c
-        .query("SELECT extname::text, extversion FROM pg_extension ORDER BY extname", &[])
+        .query(
+            "SELECT extname::text, extversion FROM pg_extension ORDER BY extname",
+            &[],
+        )
         .map_err(|e| db_error("listing extensions", e))?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
@@ -94,10 +97,18 @@ pub fn tables(c: &mut Client) -> Result<Vec<TableInfo>> {
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relkind = 'r' AND {USER_OBJECTS} ORDER BY n.nspname, c.relname"
     );
-    let rows = c.query(&sql, &[]).map_err(|e| db_error("listing tables", e))?;
+    let rows = c
+        .query(&sql, &[])
+        .map_err(|e| db_error("listing tables", e))?;
     Ok(rows
         .iter()
-        .map(|r| TableInfo { schema: r.get(0), name: r.get(1), bytes: r.get(2), block_size: r.get(3), columns: r.get(4) })
+        .map(|r| TableInfo {
+            schema: r.get(0),
+            name: r.get(1),
+            bytes: r.get(2),
+            block_size: r.get(3),
+            columns: r.get(4),
+        })
         .collect())
 }
 
@@ -107,7 +118,11 @@ pub fn sequences(c: &mut Client) -> Result<Vec<(String, String)>> {
         "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relkind = 'S' AND {USER_OBJECTS} ORDER BY 1, 2"
     );
-    Ok(c.query(&sql, &[]).map_err(|e| db_error("listing sequences", e))?.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(c.query(&sql, &[])
+        .map_err(|e| db_error("listing sequences", e))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
 }
 
 /// Materialized views (schema, name, populated), in creation order.
@@ -116,17 +131,23 @@ pub fn matviews(c: &mut Client) -> Result<Vec<(String, String, bool)>> {
         "SELECT n.nspname::text, c.relname::text, c.relispopulated FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'm' AND {USER_OBJECTS} ORDER BY c.oid"
     );
-    Ok(c.query(&sql, &[]).map_err(|e| db_error("listing materialized views", e))?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    Ok(c.query(&sql, &[])
+        .map_err(|e| db_error("listing materialized views", e))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
 }
 
 /// Large objects (oid, owner).
 pub fn large_objects(c: &mut Client) -> Result<Vec<(u32, String)>> {
-    Ok(c
-        .query("SELECT oid, pg_get_userbyid(lomowner)::text FROM pg_largeobject_metadata ORDER BY oid", &[])
-        .map_err(|e| db_error("listing large objects", e))?
-        .iter()
-        .map(|r| (r.get::<_, u32>(0), r.get(1)))
-        .collect())
+    Ok(c.query(
+        "SELECT oid, pg_get_userbyid(lomowner)::text FROM pg_largeobject_metadata ORDER BY oid",
+        &[],
+    )
+    .map_err(|e| db_error("listing large objects", e))?
+    .iter()
+    .map(|r| (r.get::<_, u32>(0), r.get(1)))
+    .collect())
 }
 
 /// Session settings that fix the text form of values, for capture,

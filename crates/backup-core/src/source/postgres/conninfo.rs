@@ -31,12 +31,17 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn os_user() -> String {
-    env("USER").or_else(|| env("LOGNAME")).unwrap_or_else(|| "postgres".into())
+    env("USER")
+        .or_else(|| env("LOGNAME"))
+        .unwrap_or_else(|| "postgres".into())
 }
 
 /// Quotes a value for a libpq key=value string.
 fn quote(v: &str) -> String {
-    if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:".contains(c)) {
+    if !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:".contains(c))
+    {
         v.to_string()
     } else {
         format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
@@ -61,12 +66,22 @@ impl ConnInfo {
         let port = match cfg.get_ports().first() {
             Some(p) => *p,
             None => match env("PGPORT") {
-                Some(p) => p.parse().map_err(|_| Error::usage(format!("PGPORT={p:?} is not a port number")))?,
+                Some(p) => p
+                    .parse()
+                    .map_err(|_| Error::usage(format!("PGPORT={p:?} is not a port number")))?,
                 None => 5432,
             },
         };
-        let user = cfg.get_user().map(str::to_string).or_else(|| env("PGUSER")).unwrap_or_else(os_user);
-        let dbname = cfg.get_dbname().map(str::to_string).or_else(|| env("PGDATABASE")).unwrap_or_else(|| user.clone());
+        let user = cfg
+            .get_user()
+            .map(str::to_string)
+            .or_else(|| env("PGUSER"))
+            .unwrap_or_else(os_user);
+        let dbname = cfg
+            .get_dbname()
+            .map(str::to_string)
+            .or_else(|| env("PGDATABASE"))
+            .unwrap_or_else(|| user.clone());
         let sslmode = if s.contains("sslmode") {
             cfg.get_ssl_mode()
         } else {
@@ -81,9 +96,14 @@ impl ConnInfo {
             port,
             user,
             dbname,
-            password: cfg.get_password().map(|p| String::from_utf8_lossy(p).into_owned()),
+            password: cfg
+                .get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
             sslmode,
-            connect_timeout: cfg.get_connect_timeout().copied().unwrap_or(Duration::from_secs(10)),
+            connect_timeout: cfg
+                .get_connect_timeout()
+                .copied()
+                .unwrap_or(Duration::from_secs(10)),
         };
         if info.password.is_none() {
             info.password = env("PGPASSWORD").or_else(|| info.pgpass());
@@ -96,7 +116,11 @@ impl ConnInfo {
             .map(PathBuf::from)
             .or_else(|| env("HOME").map(|h| Path::new(&h).join(".pgpass")))?;
         let text = std::fs::read_to_string(path).ok()?;
-        let host = if self.host.starts_with('/') { "localhost" } else { self.host.as_str() };
+        let host = if self.host.starts_with('/') {
+            "localhost"
+        } else {
+            self.host.as_str()
+        };
         for line in text.lines() {
             if line.starts_with('#') || line.trim().is_empty() {
                 continue;
@@ -106,8 +130,17 @@ impl ConnInfo {
                 continue;
             }
             let port = self.port.to_string();
-            let want = [host, port.as_str(), self.dbname.as_str(), self.user.as_str()];
-            if fields[..4].iter().zip(want).all(|(f, w)| f == "*" || f == w) {
+            let want = [
+                host,
+                port.as_str(),
+                self.dbname.as_str(),
+                self.user.as_str(),
+            ];
+            if fields[..4]
+                .iter()
+                .zip(want)
+                .all(|(f, w)| f == "*" || f == w)
+            {
                 return Some(fields[4].clone());
             }
         }
@@ -121,12 +154,21 @@ impl ConnInfo {
 
     /// The same server, another database.
     pub fn with_dbname(&self, dbname: &str) -> ConnInfo {
-        ConnInfo { dbname: dbname.to_string(), ..self.clone() }
+        ConnInfo {
+            dbname: dbname.to_string(),
+            ..self.clone()
+        }
     }
 
     /// The connection string without the password (for manifests and messages).
     pub fn redacted(&self) -> String {
-        format!("host={} port={} user={} dbname={}", quote(&self.host), self.port, quote(&self.user), quote(&self.dbname))
+        format!(
+            "host={} port={} user={} dbname={}",
+            quote(&self.host),
+            self.port,
+            quote(&self.user),
+            quote(&self.dbname)
+        )
     }
 
     /// A key=value string for libpq tools (`pg_dump`, `pg_restore`); the
@@ -137,7 +179,11 @@ impl ConnInfo {
             SslMode::Require => "require",
             _ => "prefer",
         };
-        format!("{} sslmode={ssl} connect_timeout={}", self.redacted(), self.connect_timeout.as_secs().max(1))
+        format!(
+            "{} sslmode={ssl} connect_timeout={}",
+            self.redacted(),
+            self.connect_timeout.as_secs().max(1)
+        )
     }
 
     /// A key=value string including the password (for passing a resolved
@@ -180,7 +226,9 @@ impl ConnInfo {
             cfg.connect(postgres::NoTls)
         } else {
             let mut builder = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
-                .map_err(|e| Error::new(ErrorKind::Source, format!("cannot set up TLS: {e}")))?;
+                .map_err(|e| {
+                Error::new(ErrorKind::Source, format!("cannot set up TLS: {e}"))
+            })?;
             // Like libpq's `require`/`prefer`: encrypt, and verify the server
             // only when a root certificate is configured.
             match env("PGSSLROOTCERT") {
@@ -231,7 +279,13 @@ fn split_pgpass(line: &str) -> Vec<String> {
 fn redact_input(s: &str) -> String {
     let re_kv = s
         .split_whitespace()
-        .map(|p| if p.starts_with("password=") { "password=***" } else { p })
+        .map(|p| {
+            if p.starts_with("password=") {
+                "password=***"
+            } else {
+                p
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ");
     match (re_kv.find("://"), re_kv.find('@')) {
@@ -260,16 +314,29 @@ pub fn connect_error(info: &ConnInfo, e: postgres::Error) -> Error {
             s
         }
     };
-    let hint = if text.contains("password authentication failed") || text.contains("no password") || text.contains("password missing") {
+    let hint = if text.contains("password authentication failed")
+        || text.contains("no password")
+        || text.contains("password missing")
+    {
         "check the password (PGPASSWORD, ~/.pgpass or password= in the connection string)"
     } else if text.contains("does not exist") {
         "check the database and user names"
-    } else if text.contains("Connection refused") || text.contains("No such file") || text.contains("timed out") || text.contains("error connecting") {
+    } else if text.contains("Connection refused")
+        || text.contains("No such file")
+        || text.contains("timed out")
+        || text.contains("error connecting")
+    {
         "is the server running and reachable at that host and port?"
     } else {
         "check the connection string"
     };
-    Error::new(ErrorKind::Source, format!("cannot connect to PostgreSQL ({}): {text}; {hint}", info.redacted()))
+    Error::new(
+        ErrorKind::Source,
+        format!(
+            "cannot connect to PostgreSQL ({}): {text}; {hint}",
+            info.redacted()
+        ),
+    )
 }
 
 /// Describes a driver error during work on a connection.
@@ -301,22 +368,31 @@ mod tests {
 
     #[test]
     fn parses_key_value_and_uri() {
-        let a = ConnInfo::parse("host=/tmp/sock port=5433 dbname=dms user=backup password=x").unwrap();
+        let a =
+            ConnInfo::parse("host=/tmp/sock port=5433 dbname=dms user=backup password=x").unwrap();
         assert_eq!(a.dbname(), "dms");
-        assert_eq!(a.redacted(), "host=/tmp/sock port=5433 user=backup dbname=dms");
+        assert_eq!(
+            a.redacted(),
+            "host=/tmp/sock port=5433 user=backup dbname=dms"
+        );
         assert!(!a.libpq_string().contains("password"));
         let b = ConnInfo::parse("postgresql://backup:secret@127.0.0.1:6543/sales").unwrap();
         assert_eq!(b.dbname(), "sales");
         assert_eq!(b.port, 6543);
         assert_eq!(b.password.as_deref(), Some("secret"));
         assert_eq!(b.with_dbname("postgres").dbname(), "postgres");
-        let e = ConnInfo::parse("postgresql://u:pw@h/db?bogus=1").unwrap_err().to_string();
+        let e = ConnInfo::parse("postgresql://u:pw@h/db?bogus=1")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("pw@"), "{e}");
     }
 
     #[test]
     fn pgpass_lines_split_with_escapes() {
-        assert_eq!(split_pgpass(r"h:5432:db:u:p\:w"), vec!["h", "5432", "db", "u", "p:w"]);
+        assert_eq!(
+            split_pgpass(r"h:5432:db:u:p\:w"),
+            vec!["h", "5432", "db", "u", "p:w"]
+        );
     }
 
     #[test]

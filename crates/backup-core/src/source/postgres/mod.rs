@@ -19,7 +19,10 @@ use self::rows::{add_digests, RowTap};
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::Progress;
 use crate::repository::{BlobKind, Saver, StoredStream, StreamError};
-use crate::snapshot::{Extension, LargeObject, MatView, PostgresComponent, SequenceValue, StreamRef, TableData, TableStream};
+use crate::snapshot::{
+    Extension, LargeObject, MatView, PostgresComponent, SequenceValue, StreamRef, TableData,
+    TableStream,
+};
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,22 +44,32 @@ pub struct PostgresOptions {
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        PostgresOptions { jobs: 2, globals: false, lock_timeout: Duration::from_secs(10), split_bytes: 64 * 1024 * 1024 }
+        PostgresOptions {
+            jobs: 2,
+            globals: false,
+            lock_timeout: Duration::from_secs(10),
+            split_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 
 impl From<StoredStream> for StreamRef {
     fn from(s: StoredStream) -> Self {
-        StreamRef { size: s.size, sha256: s.sha256, blobs: s.blobs }
+        StreamRef {
+            size: s.size,
+            sha256: s.sha256,
+            blobs: s.blobs,
+        }
     }
 }
 
 fn stream_err(what: &str) -> impl Fn(StreamError) -> Error + '_ {
     move |e| match e {
         StreamError::Repo(r) => r,
-        StreamError::Read(io) => {
-            Error::new(ErrorKind::Source, format!("reading {what} failed (did the server go away?): {io}"))
-        }
+        StreamError::Read(io) => Error::new(
+            ErrorKind::Source,
+            format!("reading {what} failed (did the server go away?): {io}"),
+        ),
     }
 }
 
@@ -75,7 +88,12 @@ fn plan_jobs(tables: &[TableInfo], split_bytes: u64, server_version_num: u32) ->
     for (i, t) in tables.iter().enumerate() {
         let bytes = t.bytes.max(0) as u64;
         if !can_split || bytes <= split_bytes || t.block_size <= 0 {
-            jobs.push(Job { table: i, first_page: None, end_page: None, bytes });
+            jobs.push(Job {
+                table: i,
+                first_page: None,
+                end_page: None,
+                bytes,
+            });
             continue;
         }
         let pages = (bytes / t.block_size as u64) as u32;
@@ -99,7 +117,12 @@ fn plan_jobs(tables: &[TableInfo], split_bytes: u64, server_version_num: u32) ->
 }
 
 fn copy_statement(t: &TableInfo, first: Option<u32>, end: Option<u32>) -> String {
-    let cols = t.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
+    let cols = t
+        .columns
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
     let table = qualified(&t.schema, &t.name);
     match (first, end) {
         (None, None) => format!("COPY {table} ({cols}) TO STDOUT"),
@@ -112,7 +135,12 @@ fn copy_statement(t: &TableInfo, first: Option<u32>, end: Option<u32>) -> String
 }
 
 /// Captures one database into a component.
-pub fn capture_postgres(saver: &Saver, conn: &str, options: &PostgresOptions, progress: &dyn Progress) -> Result<PostgresComponent> {
+pub fn capture_postgres(
+    saver: &Saver,
+    conn: &str,
+    options: &PostgresOptions,
+    progress: &dyn Progress,
+) -> Result<PostgresComponent> {
     let info = ConnInfo::parse(conn)?;
     let mut coord = info.connect()?;
     let server = catalog::server_info(&mut coord)?;
@@ -197,24 +225,55 @@ pub fn capture_postgres(saver: &Saver, conn: &str, options: &PostgresOptions, pr
     if let Some(e) = failure.into_inner().expect("lock") {
         return Err(e);
     }
-    let schema = schema_result.into_inner().expect("lock").expect("pg_dump thread ran")?;
+    let schema = schema_result
+        .into_inner()
+        .expect("lock")
+        .expect("pg_dump thread ran")?;
 
     // Sequences and large objects, read by the coordinator (same snapshot).
     let mut sequences = Vec::new();
     for (schema_name, name) in sequences_list {
         let row = coord
-            .query_one(&format!("SELECT last_value, is_called FROM {}", qualified(&schema_name, &name)), &[])
+            .query_one(
+                &format!(
+                    "SELECT last_value, is_called FROM {}",
+                    qualified(&schema_name, &name)
+                ),
+                &[],
+            )
             .map_err(|e| db_error(format!("reading sequence {schema_name}.{name}"), e))?;
-        sequences.push(SequenceValue { schema: schema_name, name, last_value: row.get(0), is_called: row.get(1) });
+        sequences.push(SequenceValue {
+            schema: schema_name,
+            name,
+            last_value: row.get(0),
+            is_called: row.get(1),
+        });
     }
     let mut large_objects = Vec::new();
     for (oid, owner) in los {
-        let reader = LoReader { client: &mut coord, oid, offset: 0, done: false };
-        let data = saver.save_reader(reader, BlobKind::Data, |n| progress.inc(n)).map_err(stream_err("a large object"))?;
-        large_objects.push(LargeObject { oid, owner, data: data.into() });
+        let reader = LoReader {
+            client: &mut coord,
+            oid,
+            offset: 0,
+            done: false,
+        };
+        let data = saver
+            .save_reader(reader, BlobKind::Data, |n| progress.inc(n))
+            .map_err(stream_err("a large object"))?;
+        large_objects.push(LargeObject {
+            oid,
+            owner,
+            data: data.into(),
+        });
     }
-    let globals = if options.globals { Some(run_pg_dumpall(saver, &info, server.version_num)?) } else { None };
-    coord.batch_execute("COMMIT").map_err(|e| db_error("finishing the capture transaction", e))?;
+    let globals = if options.globals {
+        Some(run_pg_dumpall(saver, &info, server.version_num)?)
+    } else {
+        None
+    };
+    coord
+        .batch_execute("COMMIT")
+        .map_err(|e| db_error("finishing the capture transaction", e))?;
 
     let mut per_table: Vec<Vec<TableStream>> = vec![Vec::new(); tables.len()];
     for (i, ts) in results.into_inner().expect("lock") {
@@ -231,7 +290,9 @@ pub fn capture_postgres(saver: &Saver, conn: &str, options: &PostgresOptions, pr
                 columns: t.columns.clone(),
                 rows: streams.iter().map(|s| s.rows).sum(),
                 bytes: streams.iter().map(|s| s.data.size).sum(),
-                digest: streams.iter().fold("0".repeat(32), |acc, s| add_digests(&acc, &s.digest)),
+                digest: streams
+                    .iter()
+                    .fold("0".repeat(32), |acc, s| add_digests(&acc, &s.digest)),
                 streams,
             }
         })
@@ -245,14 +306,28 @@ pub fn capture_postgres(saver: &Saver, conn: &str, options: &PostgresOptions, pr
         collate: server.collate.clone(),
         ctype: server.ctype.clone(),
         lc_monetary: server.lc_monetary.clone(),
-        extensions: server.extensions.iter().map(|(n, v)| Extension { name: n.clone(), version: v.clone() }).collect(),
+        extensions: server
+            .extensions
+            .iter()
+            .map(|(n, v)| Extension {
+                name: n.clone(),
+                version: v.clone(),
+            })
+            .collect(),
         pg_dump_version,
         schema,
         globals,
         tables: tables_out,
         sequences,
         large_objects,
-        matviews: matviews.into_iter().map(|(schema, name, populated)| MatView { schema, name, populated }).collect(),
+        matviews: matviews
+            .into_iter()
+            .map(|(schema, name, populated)| MatView {
+                schema,
+                name,
+                populated,
+            })
+            .collect(),
     })
 }
 
@@ -266,13 +341,26 @@ fn start_worker(info: &ConnInfo, snapshot_id: &str, settings: &str) -> Result<po
     Ok(c)
 }
 
-fn read_job(saver: &Saver, client: &mut postgres::Client, t: &TableInfo, job: &Job, progress: &dyn Progress) -> Result<TableStream> {
+fn read_job(
+    saver: &Saver,
+    client: &mut postgres::Client,
+    t: &TableInfo,
+    job: &Job,
+    progress: &dyn Progress,
+) -> Result<TableStream> {
     let what = format!("table {}.{}", t.schema, t.name);
-    let reader = client.copy_out(&copy_statement(t, job.first_page, job.end_page)).map_err(|e| db_error(format!("reading {what}"), e))?;
+    let reader = client
+        .copy_out(&copy_statement(t, job.first_page, job.end_page))
+        .map_err(|e| db_error(format!("reading {what}"), e))?;
     let mut tap = RowTap::new(reader);
-    let stored = saver.save_reader(&mut tap, BlobKind::Data, |n| progress.inc(n)).map_err(stream_err(&what))?;
+    let stored = saver
+        .save_reader(&mut tap, BlobKind::Data, |n| progress.inc(n))
+        .map_err(stream_err(&what))?;
     if tap.digest.has_partial_row() {
-        return Err(Error::new(ErrorKind::Source, format!("the COPY stream of {what} ended in the middle of a row")));
+        return Err(Error::new(
+            ErrorKind::Source,
+            format!("the COPY stream of {what} ended in the middle of a row"),
+        ));
     }
     Ok(TableStream {
         first_page: job.first_page,
@@ -300,7 +388,10 @@ impl Read for LoReader<'_> {
         let want = (buf.len() as i32).min(LO_CHUNK);
         let row = self
             .client
-            .query_one("SELECT lo_get($1, $2, $3)", &[&self.oid, &self.offset, &want])
+            .query_one(
+                "SELECT lo_get($1, $2, $3)",
+                &[&self.oid, &self.offset, &want],
+            )
             .map_err(std::io::Error::other)?;
         let data: Vec<u8> = row.get(0);
         if data.len() < want as usize {
@@ -312,17 +403,28 @@ impl Read for LoReader<'_> {
     }
 }
 
-fn run_pg_dump(saver: &Saver, pg_dump: &std::path::Path, info: &ConnInfo, snapshot_id: &str, options: &PostgresOptions) -> Result<StreamRef> {
+fn run_pg_dump(
+    saver: &Saver,
+    pg_dump: &std::path::Path,
+    info: &ConnInfo,
+    snapshot_id: &str,
+    options: &PostgresOptions,
+) -> Result<StreamRef> {
     let mut cmd = Command::new(pg_dump);
     cmd.args(["--format=custom", "--schema-only", "--no-sync"])
         .arg(format!("--snapshot={snapshot_id}"))
-        .arg(format!("--lock-wait-timeout={}", options.lock_timeout.as_millis().max(1)))
+        .arg(format!(
+            "--lock-wait-timeout={}",
+            options.lock_timeout.as_millis().max(1)
+        ))
         .arg(format!("--dbname={}", info.libpq_string()))
         .envs(info.tool_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::io(format!("cannot run {}", pg_dump.display()), e).with_kind(ErrorKind::Source))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::io(format!("cannot run {}", pg_dump.display()), e).with_kind(ErrorKind::Source)
+    })?;
     let stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let err_reader = std::thread::spawn(move || {
@@ -331,18 +433,26 @@ fn run_pg_dump(saver: &Saver, pg_dump: &std::path::Path, info: &ConnInfo, snapsh
         v
     });
     let stored = saver.save_reader(stdout, BlobKind::Data, |_| {});
-    let status = child.wait().map_err(|e| Error::io("waiting for pg_dump", e))?;
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("waiting for pg_dump", e))?;
     let err = err_reader.join().unwrap_or_default();
     // A failed or killed pg_dump must never yield a snapshot.
     if !status.success() {
         return Err(Error::new(
             ErrorKind::Source,
-            format!("pg_dump failed ({status}): {}; no snapshot was written", tools::tail(&err)),
+            format!(
+                "pg_dump failed ({status}): {}; no snapshot was written",
+                tools::tail(&err)
+            ),
         ));
     }
     let stored = stored.map_err(stream_err("pg_dump output"))?;
     if stored.size < 5 {
-        return Err(Error::new(ErrorKind::Source, "pg_dump produced no output; no snapshot was written"));
+        return Err(Error::new(
+            ErrorKind::Source,
+            "pg_dump produced no output; no snapshot was written",
+        ));
     }
     Ok(stored.into())
 }
@@ -355,11 +465,17 @@ fn run_pg_dumpall(saver: &Saver, info: &ConnInfo, version_num: u32) -> Result<St
         .envs(info.tool_env())
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| Error::io(format!("cannot run {}", tool.display()), e).with_kind(ErrorKind::Source))?;
+        .map_err(|e| {
+            Error::io(format!("cannot run {}", tool.display()), e).with_kind(ErrorKind::Source)
+        })?;
     if !out.status.success() {
         return Err(Error::new(
             ErrorKind::Source,
-            format!("pg_dumpall --globals-only failed ({}): {}", out.status, tools::tail(&out.stderr)),
+            format!(
+                "pg_dumpall --globals-only failed ({}): {}",
+                out.status,
+                tools::tail(&out.stderr)
+            ),
         ));
     }
     Ok(saver.save_bytes(&out.stdout, BlobKind::Data)?.into())

@@ -17,7 +17,12 @@ pub struct RowDigest {
 
 impl Default for RowDigest {
     fn default() -> Self {
-        RowDigest { rows: 0, sum: 0, current: Xxh3::new(), open: false }
+        RowDigest {
+            rows: 0,
+            sum: 0,
+            current: Xxh3::new(),
+            open: false,
+        }
     }
 }
 
@@ -75,7 +80,10 @@ pub struct RowTap<R> {
 impl<R: Read> RowTap<R> {
     /// Wraps a reader.
     pub fn new(inner: R) -> Self {
-        RowTap { inner, digest: RowDigest::default() }
+        RowTap {
+            inner,
+            digest: RowDigest::default(),
+        }
     }
 }
 

@@ -14,7 +14,11 @@ fn tool_major(path: &Path) -> Option<u32> {
     let out = Command::new(path).arg("--version").output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     // "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
-    let v = text.split(") ").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?;
+    let v = text
+        .split(") ")
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?;
     v.parse().ok()
 }
 
@@ -23,12 +27,20 @@ fn candidates(name: &str, server_major: u32) -> Vec<PathBuf> {
     if let Some(dir) = std::env::var_os("BACKUP_PG_BIN").or_else(|| std::env::var_os("PG_BIN")) {
         out.push(PathBuf::from(dir).join(name));
     }
-    out.push(PathBuf::from(format!("/usr/lib/postgresql/{server_major}/bin/{name}")));
+    out.push(PathBuf::from(format!(
+        "/usr/lib/postgresql/{server_major}/bin/{name}"
+    )));
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok().map(|v| (v, e.path().join("bin").join(name))))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .parse::<u32>()
+                .ok()
+                .map(|v| (v, e.path().join("bin").join(name)))
+        })
         .collect();
     versions.sort_by(|a, b| b.0.cmp(&a.0));
     out.extend(versions.into_iter().map(|(_, p)| p));
