@@ -457,3 +457,31 @@ fn config_file_supplies_repository_and_password_file() {
     let r = Run::from(c.output().unwrap());
     r.fails(1, "readable by every user");
 }
+
+#[test]
+fn unchanged_files_are_not_read_again_but_changes_are_caught() {
+    let env = Env::local();
+    let src = env.path("tree");
+    fixture(&src);
+    env.init();
+    let first = env.create(&[&src], &[]);
+    let bytes = first["bytes"].as_u64().unwrap();
+    assert!(first["bytes_read"].as_u64().unwrap() >= bytes);
+    let second = env.create(&[&src], &[]);
+    assert!(second["bytes_read"].as_u64().unwrap() * 100 < bytes, "{second}");
+    // Same size, same mtime, different content: the change time gives it away.
+    let f = src.join("api/dist/main.js");
+    let old = std::fs::metadata(&f).unwrap();
+    let mut data = std::fs::read(&f).unwrap();
+    data[0] = b'C';
+    std::fs::write(&f, &data).unwrap();
+    filetime::set_file_mtime(&f, filetime::FileTime::from_last_modification_time(&old)).unwrap();
+    let third = env.create(&[&src], &[]);
+    let d = env.run(&["diff", first["id"].as_str().unwrap(), third["id"].as_str().unwrap()]).ok().stdout;
+    assert!(d.contains(&format!("M {} (content)", f.display())), "{d}");
+    let forced = env.create(&[&src], &["--force"]);
+    assert!(forced["bytes_read"].as_u64().unwrap() >= bytes, "{forced}");
+    let target = env.path("out");
+    env.run(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    assert_eq!(digest(&src), digest(&restored(&target, &src)));
+}

@@ -88,6 +88,7 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
             "databases": snap.databases().map(|d| serde_json::json!({
                 "database": d.database, "tables": d.tables.len(), "rows": d.rows(), "bytes": d.bytes(),
             })).collect::<Vec<_>>(),
+            "bytes_read": snap.summary.bytes_read,
             "new_bytes": snap.summary.new_bytes,
             "stored_bytes": snap.summary.stored_bytes,
             "duration_secs": snap.summary.duration_secs,
