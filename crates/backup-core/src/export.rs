@@ -123,6 +123,8 @@ Restore it without the tool:\n\
 \n\
 files/ holds each captured path under its absolute location (files/srv/app\n\
 is /srv/app); tar keeps modes, owners (with -p as root), times and links.\n\
+databases/<n>-<name>/ holds each captured PostgreSQL database: its\n\
+RESTORE.txt says how to rebuild it with createdb, pg_restore and psql.\n\
 manifest.json lists the snapshot's metadata and every file with its size\n\
 and SHA-256. With the tool: `backup import BUNDLE.tar` stores it in a\n\
 repository again.\n";
@@ -244,6 +246,45 @@ pub fn export_snapshot(
                 }
             }
         }
+        for m in crate::export_db::members(snap) {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o600);
+            h.set_size(m.stream.size);
+            h.set_mtime(snap.time.timestamp().max(0) as u64);
+            let mut r = BlobReader {
+                repo,
+                blobs: &m.stream.blobs,
+                next: 0,
+                buf: Vec::new(),
+                pos: 0,
+                hasher: Sha256::new(),
+            };
+            tar.append_data(&mut h, &m.name, &mut r)
+                .map_err(|e| Error::corrupt(format!("cannot export {}: {e}", m.name)))?;
+            let got = hex::encode(r.hasher.finalize());
+            if got != m.stream.sha256 {
+                return Err(Error::corrupt(format!(
+                    "{} does not match its SHA-256 in the snapshot: the repository is damaged (run `backup verify`)",
+                    m.name
+                )));
+            }
+            sums.push_str(&sums_line(&got, &m.name));
+            files += 1;
+            bytes += m.stream.size;
+            progress.inc(m.stream.size);
+        }
+        for (name, text) in crate::export_db::scripts(snap) {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(text.len() as u64);
+            h.set_mtime(snap.time.timestamp().max(0) as u64);
+            tar.append_data(&mut h, &name, text.as_bytes())
+                .map_err(werr)?;
+            sums.push_str(&sums_line(
+                &hex::encode(Sha256::digest(text.as_bytes())),
+                &name,
+            ));
+        }
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o644);
         h.set_size(sums.len() as u64);
@@ -306,6 +347,8 @@ pub fn import_bundle(
     let mut wanted: HashMap<String, (usize, usize)> = HashMap::new();
     let mut computed: HashMap<String, String> = HashMap::new();
     let mut sums: Option<HashMap<String, String>> = None;
+    let mut db_wanted: HashMap<String, crate::export_db::Member> = HashMap::new();
+    let mut db_done: Vec<(crate::export_db::Member, Vec<Id>)> = Vec::new();
     let saver = Saver::new(repo, 0);
     let entries = archive.entries().map_err(|e| bad(e.to_string()))?;
     for entry in entries {
@@ -347,6 +390,10 @@ pub fn import_bundle(
                 .map(|n| n.size)
                 .sum();
             progress.phase("importing", Some(total));
+            db_wanted = crate::export_db::members(&m.snapshot)
+                .into_iter()
+                .map(|x| (x.name.clone(), x))
+                .collect();
             manifest = Some(m);
             continue;
         }
@@ -364,6 +411,26 @@ pub fn import_bundle(
         let m = manifest
             .as_mut()
             .ok_or_else(|| bad("manifest.json must come before the files".into()))?;
+        if let Some(member) = db_wanted.get(&name) {
+            let stored = saver
+                .save_reader(&mut entry, BlobKind::Data, |n| progress.inc(n))
+                .map_err(|e| match e {
+                    StreamError::Read(io) => bad(format!("reading {name}: {io}")),
+                    StreamError::Repo(r) => r,
+                })?;
+            if stored.sha256 != member.stream.sha256 || stored.size != member.stream.size {
+                return Err(Error::corrupt(format!(
+                    "{name} in {} does not match its SHA-256 in the manifest: the bundle is damaged",
+                    bundle.display()
+                )));
+            }
+            computed.insert(name.clone(), stored.sha256);
+            db_done.push((member.clone(), stored.blobs));
+            continue;
+        }
+        if name.starts_with("databases/") && (name.ends_with(".sql") || name.ends_with(".txt")) {
+            continue;
+        }
         let Some(&(ci, ni)) = wanted.get(&name) else {
             return Err(bad(format!("{name} is not in the manifest")));
         };
@@ -390,7 +457,7 @@ pub fn import_bundle(
             "manifest.json does not match SHA256SUMS: the bundle is damaged",
         ));
     }
-    for name in wanted.keys() {
+    for name in wanted.keys().chain(db_wanted.keys()) {
         match (computed.get(name), sums.get(name)) {
             (Some(c), Some(s)) if c == s => {}
             (None, _) => return Err(bad(format!("{name} is listed in the manifest but missing"))),
@@ -403,7 +470,18 @@ pub fn import_bundle(
     }
     let mut snap = m.snapshot.clone();
     snap.imported_from = Some(m.snapshot_id.clone());
-    snap.components.clear();
+    for (member, blobs) in db_done {
+        if let Component::Postgres(db) = &mut snap.components[member.component] {
+            crate::export_db::set_blobs(db, member.slot, blobs);
+        }
+    }
+    let databases: Vec<Component> = snap
+        .components
+        .iter()
+        .filter(|c| c.postgres().is_some())
+        .cloned()
+        .collect();
+    snap.components = databases;
     for l in &mut m.listings {
         let original = m
             .snapshot

@@ -10,6 +10,7 @@ mod crypto;
 mod diff;
 mod error;
 mod export;
+mod export_db;
 mod id;
 mod progress;
 pub mod repository;
