@@ -113,21 +113,22 @@ fn header_for(n: &Node, kind: tar::EntryType, size: u64) -> tar::Header {
     h
 }
 
-const README: &str = "This bundle holds one snapshot made by `backup`, as plain files.\n\
-\n\
-Restore it without the tool:\n\
-\n\
-  mkdir bundle && tar -xpf BUNDLE.tar -C bundle && cd bundle\n\
-  sha256sum -c SHA256SUMS          # every line must say OK\n\
-  cp -a files/. /                  # or copy just the trees you need\n\
-\n\
-files/ holds each captured path under its absolute location (files/srv/app\n\
-is /srv/app); tar keeps modes, owners (with -p as root), times and links.\n\
-databases/<n>-<name>/ holds each captured PostgreSQL database: its\n\
-RESTORE.txt says how to rebuild it with createdb, pg_restore and psql.\n\
-manifest.json lists the snapshot's metadata and every file with its size\n\
-and SHA-256. With the tool: `backup import BUNDLE.tar` stores it in a\n\
-repository again.\n";
+const README: &str = r#"This bundle holds one snapshot made by `backup`, as plain files.
+
+Restore it without the tool:
+
+  mkdir bundle && tar -xpf BUNDLE.tar -C bundle && cd bundle
+  sha256sum -c SHA256SUMS          # every line must say OK
+  cp -a files/. /                  # or copy just the trees you need
+
+files/ holds each captured path under its absolute location (files/srv/app
+is /srv/app); tar keeps modes, owners (with -p as root), times and links.
+databases/<n>-<name>/ holds each captured PostgreSQL database: its
+RESTORE.txt says how to rebuild it with createdb, pg_restore and psql.
+manifest.json lists the snapshot's metadata and every file with its size
+and SHA-256. With the tool: `backup import BUNDLE.tar` stores it in a
+repository again.
+"#;
 
 /// Writes a bundle of snapshot `snap` to `out` (atomically: a temporary file
 /// renamed into place once complete and verified).

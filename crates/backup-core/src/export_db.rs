@@ -107,6 +107,17 @@ pub fn set_blobs(db: &mut PostgresComponent, slot: Slot, blobs: Vec<crate::id::I
     }
 }
 
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// The scripts that rebuild each database with standard tools.
 pub fn scripts(snap: &Snapshot) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -146,8 +157,9 @@ pub fn scripts(snap: &Snapshot) -> Vec<(String, String)> {
         }
         for lo in &db.large_objects {
             load.push_str(&format!(
-                "SELECT lo_create({oid});\n\\set lo_data `base64 -w0 large_objects/{oid}.bin`\nSELECT lo_put({oid}, 0, decode(:'lo_data', 'base64'));\n",
-                oid = lo.oid
+                "SELECT lo_create({oid});\n\\set lo_data `base64 -w0 large_objects/{oid}.bin`\nSELECT lo_put({oid}, 0, decode(:'lo_data', 'base64'));\nALTER LARGE OBJECT {oid} OWNER TO {owner};\n",
+                oid = lo.oid,
+                owner = crate::source::postgres::catalog::ident(&lo.owner)
             ));
         }
         let mut refresh = String::from(
@@ -169,7 +181,7 @@ pub fn scripts(snap: &Snapshot) -> Vec<(String, String)> {
              \x20 pg_restore --section=post-data --exit-on-error -j 4 -d {db} schema.dump\n\
              \x20 psql -X -d {db} -f refresh.sql\n\n\
              Check the files first with `sha256sum -c SHA256SUMS` at the bundle's top level.\n",
-            db = db.database,
+            db = shell_quote(&db.database),
             ver = db.server_version,
             enc = db.encoding,
             col = db.collate,

@@ -158,6 +158,7 @@ pub fn restore_database(
     progress: &dyn Progress,
 ) -> Result<DatabaseRestoreReport> {
     let start = Instant::now();
+    let _lock = crate::repository::Lock::acquire(repo, false, "restore")?;
     let target = ConnInfo::parse(&options.target)?;
     let live = target.dbname().to_string();
     let maint_info = target.with_dbname("postgres");
@@ -467,11 +468,17 @@ fn replay_globals(repo: &Repository, g: &StreamRef, info: &ConnInfo) -> Result<(
         .map_err(|e| Error::corrupt(format!("reading the globals: {e}")))?;
     s.check()?;
     let mut c = info.connect()?;
-    // Roles that already exist are fine: run statement by statement, ignoring "already exists".
-    for stmt in sql
+    // Roles that already exist are fine: run statement by statement, ignoring
+    // "already exists". Comments and psql meta-commands are dropped first.
+    let cleaned: String = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--") && !l.starts_with('\\'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for stmt in cleaned
         .split(";\n")
         .map(str::trim)
-        .filter(|s| !s.is_empty() && !s.starts_with("--") && !s.starts_with('\\'))
+        .filter(|s| !s.is_empty())
     {
         if let Err(e) = c.batch_execute(stmt) {
             let msg = e
