@@ -108,9 +108,92 @@ fn diff_maps(a: &BTreeMap<String, Node>, b: &BTreeMap<String, Node>) -> Vec<Chan
     out
 }
 
-/// Changes from snapshot `a` to snapshot `b`.
+/// Changes from snapshot `a` to snapshot `b`: files, and for databases
+/// each table (rows and content digest), sequence and large object, as
+/// `postgres:<db>/...` paths. DDL changes are not compared.
 pub fn diff_snapshots(repo: &Repository, a: &Snapshot, b: &Snapshot) -> Result<Vec<Change>> {
-    Ok(diff_maps(&flatten(repo, a)?, &flatten(repo, b)?))
+    let mut out = diff_maps(&flatten(repo, a)?, &flatten(repo, b)?);
+    out.extend(diff_databases(a, b));
+    Ok(out)
+}
+
+fn db_map(s: &Snapshot, rename: Option<&str>) -> BTreeMap<String, (String, Vec<String>)> {
+    let mut m = BTreeMap::new();
+    for d in s.databases() {
+        let base = format!("postgres:{}", rename.unwrap_or(&d.database));
+        for t in &d.tables {
+            m.insert(
+                format!("{base}/table {}.{}", t.schema, t.name),
+                (
+                    format!("{}:{}", t.rows, t.digest),
+                    vec![format!("{} rows", t.rows)],
+                ),
+            );
+        }
+        for q in &d.sequences {
+            m.insert(
+                format!("{base}/sequence {}.{}", q.schema, q.name),
+                (
+                    format!("{}:{}", q.last_value, q.is_called),
+                    vec![format!("value {}", q.last_value)],
+                ),
+            );
+        }
+        for l in &d.large_objects {
+            m.insert(
+                format!("{base}/large object {}", l.oid),
+                (l.data.sha256.clone(), vec!["content".into()]),
+            );
+        }
+    }
+    m
+}
+
+fn diff_databases(a: &Snapshot, b: &Snapshot) -> Vec<Change> {
+    // Two snapshots of one database each are compared whatever its name
+    // (a copy restored under another name compares equal).
+    let single = |s: &Snapshot| {
+        let v: Vec<_> = s.databases().collect();
+        (v.len() == 1).then(|| v[0].database.clone())
+    };
+    let name = match (single(a), single(b)) {
+        (Some(_), Some(nb)) => Some(nb),
+        _ => None,
+    };
+    let (ma, mb) = (db_map(a, name.as_deref()), db_map(b, name.as_deref()));
+    let mut out = Vec::new();
+    for (p, (ka, da)) in &ma {
+        match mb.get(p) {
+            None => out.push(Change {
+                kind: ChangeKind::Removed,
+                path: p.clone(),
+                details: vec![],
+            }),
+            Some((kb, db)) if kb != ka => {
+                let details = if da != db {
+                    vec![format!("{} -> {}", da.join(""), db.join(""))]
+                } else {
+                    vec!["content".into()]
+                };
+                out.push(Change {
+                    kind: ChangeKind::Modified,
+                    path: p.clone(),
+                    details,
+                });
+            }
+            _ => {}
+        }
+    }
+    for p in mb.keys() {
+        if !ma.contains_key(p) {
+            out.push(Change {
+                kind: ChangeKind::Added,
+                path: p.clone(),
+                details: vec![],
+            });
+        }
+    }
+    out
 }
 
 /// Changes from snapshot `a` to the live trees it captured (the live files

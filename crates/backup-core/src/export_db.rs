@@ -4,7 +4,9 @@
 //! that the database can be rebuilt with the standard PostgreSQL tools.
 
 use crate::snapshot::{Component, PostgresComponent, Snapshot, StreamRef};
-use crate::source::postgres::catalog::{literal, qualified, session_settings};
+use crate::source::postgres::catalog::{
+    grant_statement, literal, property_statements, qualified, session_settings,
+};
 
 /// Which stream of a database component a bundle member holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,9 +141,14 @@ pub fn scripts(snap: &Snapshot) -> Vec<(String, String)> {
                 .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
                 .collect::<Vec<_>>()
                 .join(", ");
+            let list = if cols.is_empty() {
+                String::new()
+            } else {
+                format!(" ({cols})")
+            };
             for si in 0..t.streams.len() {
                 load.push_str(&format!(
-                    "\\copy {} ({cols}) FROM '{}'\n",
+                    "\\copy {}{list} FROM '{}'\n",
                     qualified(&t.schema, &t.name),
                     table_file(ti, si)
                 ));
@@ -161,6 +168,30 @@ pub fn scripts(snap: &Snapshot) -> Vec<(String, String)> {
                 oid = lo.oid,
                 owner = crate::source::postgres::catalog::ident(&lo.owner)
             ));
+            if let Some(acl) = &lo.acl {
+                load.push_str(&format!(
+                    "REVOKE ALL ON LARGE OBJECT {} FROM PUBLIC;\n",
+                    lo.oid
+                ));
+                for g in acl {
+                    load.push_str(&format!(
+                        "{};\n",
+                        grant_statement(g, &format!("LARGE OBJECT {}", lo.oid))
+                    ));
+                }
+            }
+            if let Some(c) = &lo.comment {
+                load.push_str(&format!(
+                    "COMMENT ON LARGE OBJECT {} IS {};\n",
+                    lo.oid,
+                    literal(c)
+                ));
+            }
+        }
+        // Database-level properties, applied to the database psql is connected to.
+        for stmt in property_statements(&db.properties, "\u{0}", false) {
+            load.push_str(&stmt.replace("\"\u{0}\"", ":\"DBNAME\""));
+            load.push_str(";\n");
         }
         let mut refresh = String::from(
             "-- Refreshes the materialized views that held data.\n\\set ON_ERROR_STOP on\n",

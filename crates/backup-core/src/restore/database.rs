@@ -9,7 +9,9 @@ use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::{PostgresComponent, StreamRef, TableData, TableStream};
-use crate::source::postgres::catalog::{ident, literal, qualified, session_settings};
+use crate::source::postgres::catalog::{
+    grant_statement, ident, literal, property_statements, qualified, session_settings,
+};
 use crate::source::postgres::conninfo::{db_error, ConnInfo};
 use crate::source::postgres::rows::{add_digests, RowTap};
 use crate::source::postgres::tools;
@@ -113,6 +115,14 @@ impl Read for VerifiedStream<'_> {
     }
 }
 
+fn column_list(cols: &str) -> String {
+    if cols.is_empty() {
+        String::new()
+    } else {
+        format!(" ({cols})")
+    }
+}
+
 fn stamp() -> String {
     chrono::Utc::now().format("%Y%m%d%H%M%S").to_string()
 }
@@ -162,7 +172,9 @@ pub fn restore_database(
     let target = ConnInfo::parse(&options.target)?;
     let live = target.dbname().to_string();
     let maint_info = target.with_dbname("postgres");
-    let mut maint = maint_info.connect()?;
+    let mut maint = maint_info
+        .connect()
+        .map_err(|e| e.with_kind(ErrorKind::Target))?;
     let target_version: i32 = maint
         .query_one("SELECT current_setting('server_version_num')::int4", &[])
         .map_err(|e| db_error("reading the target server version", e))?
@@ -182,12 +194,8 @@ pub fn restore_database(
     }
     let pg_restore = tools::find_tool("pg_restore", src_major.max(dst_major))?;
     let exists = database_exists(&mut maint, &live)?;
-    let (into, created) = if options.replace {
-        let side = derived_name(&live, &format!("__restore_{}", stamp()));
-        create_database(&mut maint, &side, comp)?;
-        (side, true)
-    } else if exists {
-        let n = user_object_count(&target)?;
+    if exists && !options.replace {
+        let n = user_object_count(&target).map_err(|e| e.with_kind(ErrorKind::Target))?;
         if n > 0 {
             return Err(Error::new(
                 ErrorKind::Target,
@@ -197,17 +205,28 @@ pub fn restore_database(
                 ),
             ));
         }
-        (live.clone(), false)
+    }
+    // Whatever the case, the restore builds a database of its own and only
+    // puts it in place when it is complete: a failure leaves the target as
+    // it was.
+    let into = if exists {
+        derived_name(&live, &format!("__restore_{}", stamp()))
     } else {
-        create_database(&mut maint, &live, comp)?;
-        (live.clone(), true)
+        live.clone()
     };
+    create_database(&mut maint, &into, comp)?;
     let into_info = target.with_dbname(&into);
-    let result = load(repo, comp, &into_info, &pg_restore, options, progress);
-    if let Err(e) = result {
-        if created {
-            let _ = drop_database(&mut maint, &into);
+    let result = load(repo, comp, &into_info, &pg_restore, options, progress).and_then(|()| {
+        for stmt in property_statements(&comp.properties, &into, options.no_owner) {
+            maint.batch_execute(&stmt).map_err(|e| {
+                db_error(format!("applying database properties ({stmt})"), e)
+                    .with_kind(ErrorKind::Target)
+            })?;
         }
+        Ok(())
+    });
+    if let Err(e) = result {
+        let _ = drop_database(&mut maint, &into);
         return Err(e);
     }
     let mut report = DatabaseRestoreReport {
@@ -219,18 +238,25 @@ pub fn restore_database(
         downtime_secs: None,
         duration_secs: 0.0,
     };
-    if options.replace {
+    if exists {
         let before = derived_name(&live, &format!("__before_restore_{}", stamp()));
-        match swap(&mut maint, &live, &into, &before, exists) {
+        match swap(&mut maint, &live, &into, &before, true) {
             Ok(downtime) => {
-                report.downtime_secs = Some(downtime.as_secs_f64());
-                report.previous = exists.then_some(before);
+                if options.replace {
+                    report.downtime_secs = Some(downtime.as_secs_f64());
+                    report.previous = Some(before);
+                } else {
+                    // The target was an empty database: nothing to keep.
+                    let _ = drop_database(&mut maint, &before);
+                }
             }
             Err(e) => {
                 let _ = drop_database(&mut maint, &into);
                 return Err(e);
             }
         }
+    } else if options.replace {
+        report.downtime_secs = Some(0.0);
     }
     report.duration_secs = start.elapsed().as_secs_f64();
     Ok(report)
@@ -515,12 +541,33 @@ fn restore_large_object(
         offset += n as i64;
     }
     s.check()?;
+    let mut stmts = Vec::new();
     if !no_owner {
-        let _ = c.batch_execute(&format!(
+        stmts.push(format!(
             "ALTER LARGE OBJECT {} OWNER TO {}",
             lo.oid,
             ident(&lo.owner)
         ));
+        if let Some(acl) = &lo.acl {
+            stmts.push(format!("REVOKE ALL ON LARGE OBJECT {} FROM PUBLIC", lo.oid));
+            stmts.extend(
+                acl.iter()
+                    .map(|g| grant_statement(g, &format!("LARGE OBJECT {}", lo.oid))),
+            );
+        }
+    }
+    if let Some(comment) = &lo.comment {
+        stmts.push(format!(
+            "COMMENT ON LARGE OBJECT {} IS {}",
+            lo.oid,
+            literal(comment)
+        ));
+    }
+    for stmt in stmts {
+        c.batch_execute(&stmt).map_err(|e| {
+            db_error(format!("restoring large object {} ({stmt})", lo.oid), e)
+                .with_kind(ErrorKind::Target)
+        })?;
     }
     Ok(())
 }
@@ -628,8 +675,9 @@ fn load_stream(
         .join(", ");
     let mut writer = client
         .copy_in(&format!(
-            "COPY {} ({cols}) FROM STDIN",
-            qualified(&t.schema, &t.name)
+            "COPY {}{} FROM STDIN",
+            qualified(&t.schema, &t.name),
+            column_list(&cols)
         ))
         .map_err(|e| db_error(format!("loading {what}"), e))?;
     let mut stream = VerifiedStream::new(repo, &st.data, format!("the data of {what}"));
@@ -738,8 +786,9 @@ fn compare(comp: &PostgresComponent, info: &ConnInfo, repo: &Repository) -> Resu
             .join(", ");
         let reader = c
             .copy_out(&format!(
-                "COPY {} ({cols}) TO STDOUT",
-                qualified(&t.schema, &t.name)
+                "COPY {}{} TO STDOUT",
+                qualified(&t.schema, &t.name),
+                column_list(&cols)
             ))
             .map_err(|e| db_error(format!("reading back {}.{}", t.schema, t.name), e))?;
         let mut tap = RowTap::new(reader);

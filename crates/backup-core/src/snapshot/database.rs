@@ -70,8 +70,53 @@ pub struct LargeObject {
     pub oid: u32,
     /// Its owner.
     pub owner: String,
+    /// Its privileges (`None`: the default, owner only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Vec<Grant>>,
+    /// Its comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
     /// Its content.
     pub data: StreamRef,
+}
+
+/// One privilege granted on an object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Grant {
+    /// The role it is granted to; `None` for PUBLIC.
+    pub grantee: Option<String>,
+    /// The privilege (`CONNECT`, `SELECT`, ...).
+    pub privilege: String,
+    /// Whether it was granted WITH GRANT OPTION.
+    pub grantable: bool,
+}
+
+/// Database-level properties that live outside the database's own
+/// catalog: owner, privileges, settings, comment, connection limit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DatabaseProperties {
+    /// The owner.
+    pub owner: String,
+    /// Privileges (`None`: the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Vec<Grant>>,
+    /// `ALTER DATABASE ... SET` (role `None`) and `ALTER ROLE ... IN DATABASE ... SET` settings, as `name=value`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<DatabaseSetting>,
+    /// The comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The connection limit (-1: none).
+    pub connection_limit: i32,
+}
+
+/// One per-database setting.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DatabaseSetting {
+    /// The role it applies to, or `None` for every role.
+    pub role: Option<String>,
+    /// `name=value` as PostgreSQL stores it.
+    pub setting: String,
 }
 
 /// A materialized view.
@@ -130,6 +175,9 @@ pub struct PostgresComponent {
     pub large_objects: Vec<LargeObject>,
     /// Materialized views.
     pub matviews: Vec<MatView>,
+    /// Owner, privileges, settings and comment of the database itself.
+    #[serde(default)]
+    pub properties: DatabaseProperties,
 }
 
 impl PostgresComponent {

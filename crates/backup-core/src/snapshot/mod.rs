@@ -4,8 +4,8 @@ mod database;
 mod tree;
 
 pub use database::{
-    Extension, LargeObject, MatView, PostgresComponent, SequenceValue, StreamRef, TableData,
-    TableStream,
+    DatabaseProperties, DatabaseSetting, Extension, Grant, LargeObject, MatView, PostgresComponent,
+    SequenceValue, StreamRef, TableData, TableStream,
 };
 pub use tree::{load_tree, save_tree, Node, NodeKind};
 

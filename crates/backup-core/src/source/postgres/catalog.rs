@@ -77,7 +77,9 @@ pub struct TableInfo {
     pub name: String,
     /// Columns that COPY must carry (no dropped or generated columns).
     pub columns: Vec<String>,
-    /// Size of the main fork in bytes.
+    /// The table's oid.
+    pub oid: u32,
+    /// Size of the main fork in bytes (filled in once the table is locked).
     pub bytes: i64,
     /// Block size.
     pub block_size: i64,
@@ -91,7 +93,7 @@ const USER_OBJECTS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema'
 /// Tables whose rows are captured: ordinary tables and partitions.
 pub fn tables(c: &mut Client) -> Result<Vec<TableInfo>> {
     let sql = format!(
-        "SELECT n.nspname::text, c.relname::text, pg_relation_size(c.oid), current_setting('block_size')::int8, \
+        "SELECT n.nspname::text, c.relname::text, c.oid, current_setting('block_size')::int8, \
                 ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 \
                       AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum) \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -105,11 +107,29 @@ pub fn tables(c: &mut Client) -> Result<Vec<TableInfo>> {
         .map(|r| TableInfo {
             schema: r.get(0),
             name: r.get(1),
-            bytes: r.get(2),
+            oid: r.get(2),
+            bytes: 0,
             block_size: r.get(3),
             columns: r.get(4),
         })
         .collect())
+}
+
+/// Fills in table sizes (call after locking: `pg_relation_size` waits for locks).
+pub fn fill_sizes(c: &mut Client, tables: &mut [TableInfo]) -> Result<()> {
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let rows = c
+        .query(
+            "SELECT c.oid, pg_relation_size(c.oid) FROM pg_class c WHERE c.oid = ANY($1)",
+            &[&oids],
+        )
+        .map_err(|e| db_error("measuring tables", e))?;
+    let sizes: std::collections::HashMap<u32, i64> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    for t in tables {
+        t.bytes = sizes.get(&t.oid).copied().unwrap_or(0);
+    }
+    Ok(())
 }
 
 /// Sequences (schema, name).
@@ -138,16 +158,185 @@ pub fn matviews(c: &mut Client) -> Result<Vec<(String, String, bool)>> {
         .collect())
 }
 
-/// Large objects (oid, owner).
-pub fn large_objects(c: &mut Client) -> Result<Vec<(u32, String)>> {
-    Ok(c.query(
-        "SELECT oid, pg_get_userbyid(lomowner)::text FROM pg_largeobject_metadata ORDER BY oid",
-        &[],
-    )
-    .map_err(|e| db_error("listing large objects", e))?
-    .iter()
-    .map(|r| (r.get::<_, u32>(0), r.get(1)))
-    .collect())
+fn grants(
+    c: &mut Client,
+    sql: &str,
+    param: &(dyn postgres::types::ToSql + Sync),
+) -> Result<Vec<crate::snapshot::Grant>> {
+    Ok(c.query(sql, &[param])
+        .map_err(|e| db_error("reading privileges", e))?
+        .iter()
+        .map(|r| crate::snapshot::Grant {
+            grantee: r.get(0),
+            privilege: r.get(1),
+            grantable: r.get(2),
+        })
+        .collect())
+}
+
+/// Large objects with owner, privileges and comment.
+pub fn large_object_details(
+    c: &mut Client,
+) -> Result<
+    Vec<(
+        u32,
+        String,
+        Option<Vec<crate::snapshot::Grant>>,
+        Option<String>,
+    )>,
+> {
+    let rows = c
+        .query(
+            "SELECT l.oid, pg_get_userbyid(l.lomowner)::text, l.lomacl IS NULL, obj_description(l.oid, 'pg_largeobject') \
+             FROM pg_largeobject_metadata l ORDER BY l.oid",
+            &[],
+        )
+        .map_err(|e| db_error("listing large objects", e))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let oid: u32 = r.get(0);
+        let acl = if r.get::<_, bool>(2) {
+            None
+        } else {
+            Some(grants(
+                c,
+                "SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)::text END, a.privilege_type, a.is_grantable \
+                 FROM pg_largeobject_metadata l, aclexplode(l.lomacl) a WHERE l.oid = $1 ORDER BY 1, 2",
+                &oid,
+            )?)
+        };
+        out.push((oid, r.get(1), acl, r.get(3)));
+    }
+    Ok(out)
+}
+
+/// Owner, privileges, settings, comment and connection limit of the
+/// current database.
+pub fn database_properties(c: &mut Client) -> Result<crate::snapshot::DatabaseProperties> {
+    let r = c
+        .query_one(
+            "SELECT pg_get_userbyid(d.datdba)::text, d.datconnlimit, shobj_description(d.oid, 'pg_database'), d.datacl IS NULL \
+             FROM pg_database d WHERE d.datname = current_database()",
+            &[],
+        )
+        .map_err(|e| db_error("reading database properties", e))?;
+    let dbname: String = c
+        .query_one("SELECT current_database()::text", &[])
+        .map_err(|e| db_error("reading database name", e))?
+        .get(0);
+    let acl = if r.get::<_, bool>(3) {
+        None
+    } else {
+        Some(grants(
+            c,
+            "SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)::text END, a.privilege_type, a.is_grantable \
+             FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $1 ORDER BY 1, 2",
+            &dbname,
+        )?)
+    };
+    let settings = c
+        .query(
+            "SELECT r.rolname::text, unnest(s.setconfig) FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole \
+             WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1 NULLS FIRST, 2",
+            &[],
+        )
+        .map_err(|e| db_error("reading database settings", e))?
+        .iter()
+        .map(|r| crate::snapshot::DatabaseSetting { role: r.get(0), setting: r.get(1) })
+        .collect();
+    Ok(crate::snapshot::DatabaseProperties {
+        owner: r.get(0),
+        connection_limit: r.get(1),
+        comment: r.get(2),
+        acl,
+        settings,
+    })
+}
+
+/// Settings whose values are lists that PostgreSQL stores already quoted.
+const LIST_SETTINGS: &[&str] = &[
+    "local_preload_libraries",
+    "search_path",
+    "session_preload_libraries",
+    "shared_preload_libraries",
+    "temp_tablespaces",
+    "unix_socket_directories",
+];
+
+/// The `SET name = value` tail for a stored `name=value` setting.
+pub fn setting_clause(setting: &str) -> Option<String> {
+    let (name, value) = setting.split_once('=')?;
+    let value = if LIST_SETTINGS.contains(&name.to_ascii_lowercase().as_str()) {
+        value.to_string()
+    } else {
+        literal(value)
+    };
+    Some(format!("SET {} = {value}", ident(name)))
+}
+
+/// SQL that gives database `target` the captured properties.
+pub fn property_statements(
+    p: &crate::snapshot::DatabaseProperties,
+    target: &str,
+    no_owner: bool,
+) -> Vec<String> {
+    let db = ident(target);
+    let mut v = Vec::new();
+    if !no_owner && !p.owner.is_empty() {
+        v.push(format!("ALTER DATABASE {db} OWNER TO {}", ident(&p.owner)));
+    }
+    if !no_owner {
+        if let Some(acl) = &p.acl {
+            v.push(format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC"));
+            if !p.owner.is_empty() {
+                v.push(format!(
+                    "REVOKE ALL ON DATABASE {db} FROM {}",
+                    ident(&p.owner)
+                ));
+            }
+            v.extend(
+                acl.iter()
+                    .map(|g| grant_statement(g, &format!("DATABASE {db}"))),
+            );
+        }
+    }
+    if p.connection_limit != -1 {
+        v.push(format!(
+            "ALTER DATABASE {db} CONNECTION LIMIT {}",
+            p.connection_limit
+        ));
+    }
+    if let Some(c) = &p.comment {
+        v.push(format!("COMMENT ON DATABASE {db} IS {}", literal(c)));
+    }
+    for s in &p.settings {
+        let Some(clause) = setting_clause(&s.setting) else {
+            continue;
+        };
+        match &s.role {
+            None => v.push(format!("ALTER DATABASE {db} {clause}")),
+            Some(r) if !no_owner => {
+                v.push(format!("ALTER ROLE {} IN DATABASE {db} {clause}", ident(r)))
+            }
+            Some(_) => {}
+        }
+    }
+    v
+}
+
+/// `GRANT privilege ON object TO grantee`.
+pub fn grant_statement(g: &crate::snapshot::Grant, object: &str) -> String {
+    let to = g
+        .grantee
+        .as_deref()
+        .map(ident)
+        .unwrap_or_else(|| "PUBLIC".into());
+    let opt = if g.grantable {
+        " WITH GRANT OPTION"
+    } else {
+        ""
+    };
+    format!("GRANT {} ON {object} TO {to}{opt}", g.privilege)
 }
 
 /// Session settings that fix the text form of values, for capture,
@@ -156,7 +345,7 @@ pub fn session_settings(encoding: &str, lc_monetary: &str) -> String {
     format!(
         "SET client_encoding = {}; SET datestyle = 'ISO, YMD'; SET intervalstyle = 'postgres'; \
          SET extra_float_digits = 3; SET bytea_output = 'hex'; SET timezone = 'UTC'; \
-         SET lc_monetary = {}; SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0",
+         SET lc_monetary = {}; SET row_security = off; SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0",
         literal(encoding),
         literal(lc_monetary)
     )

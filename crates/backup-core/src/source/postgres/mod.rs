@@ -125,6 +125,8 @@ fn copy_statement(t: &TableInfo, first: Option<u32>, end: Option<u32>) -> String
         .join(", ");
     let table = qualified(&t.schema, &t.name);
     match (first, end) {
+        // A table may have no columns at all: then COPY takes no column list.
+        (None, None) if cols.is_empty() => format!("COPY {table} TO STDOUT"),
         (None, None) => format!("COPY {table} ({cols}) TO STDOUT"),
         (Some(a), None) => format!("COPY (SELECT {cols} FROM ONLY {table} WHERE ctid >= '({a},0)'::tid) TO STDOUT"),
         (Some(a), Some(b)) => format!(
@@ -157,7 +159,7 @@ pub fn capture_postgres(
             options.lock_timeout.as_millis().max(1)
         ))
         .map_err(|e| db_error("starting the capture transaction", e))?;
-    let tables = catalog::tables(&mut coord)?;
+    let mut tables = catalog::tables(&mut coord)?;
     // Lock every table like pg_dump does, so that no DDL runs under us.
     for t in &tables {
         let q = qualified(&t.schema, &t.name);
@@ -173,13 +175,15 @@ pub fn capture_postgres(
             Error::new(ErrorKind::Source, format!("cannot lock table {}.{}: {text}; {hint}", t.schema, t.name))
         })?;
     }
+    catalog::fill_sizes(&mut coord, &mut tables)?;
     let snapshot_id: String = coord
         .query_one("SELECT pg_export_snapshot()", &[])
         .map_err(|e| db_error("exporting the snapshot", e))?
         .get(0);
     let sequences_list = catalog::sequences(&mut coord)?;
     let matviews = catalog::matviews(&mut coord)?;
-    let los = catalog::large_objects(&mut coord)?;
+    let los = catalog::large_object_details(&mut coord)?;
+    let properties = catalog::database_properties(&mut coord)?;
 
     let total: u64 = tables.iter().map(|t| t.bytes.max(0) as u64).sum();
     progress.phase(&format!("reading database {}", info.dbname()), Some(total));
@@ -250,7 +254,7 @@ pub fn capture_postgres(
         });
     }
     let mut large_objects = Vec::new();
-    for (oid, owner) in los {
+    for (oid, owner, acl, comment) in los {
         let reader = LoReader {
             client: &mut coord,
             oid,
@@ -259,10 +263,12 @@ pub fn capture_postgres(
         };
         let data = saver
             .save_reader(reader, BlobKind::Data, |n| progress.inc(n))
-            .map_err(stream_err("a large object"))?;
+            .map_err(stream_err(&format!("large object {oid}")))?;
         large_objects.push(LargeObject {
             oid,
             owner,
+            acl,
+            comment,
             data: data.into(),
         });
     }
@@ -320,6 +326,7 @@ pub fn capture_postgres(
         tables: tables_out,
         sequences,
         large_objects,
+        properties,
         matviews: matviews
             .into_iter()
             .map(|(schema, name, populated)| MatView {
@@ -392,7 +399,13 @@ impl Read for LoReader<'_> {
                 "SELECT lo_get($1, $2, $3)",
                 &[&self.oid, &self.offset, &want],
             )
-            .map_err(std::io::Error::other)?;
+            .map_err(|e| {
+                let msg = e
+                    .as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_else(|| e.to_string());
+                std::io::Error::other(format!("large object {}: {msg}", self.oid))
+            })?;
         let data: Vec<u8> = row.get(0);
         if data.len() < want as usize {
             self.done = true;

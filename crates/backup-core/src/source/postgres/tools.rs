@@ -52,6 +52,24 @@ fn candidates(name: &str, server_major: u32) -> Vec<PathBuf> {
 
 /// Finds `name` in a version at least `server_major`.
 pub fn find_tool(name: &str, server_major: u32) -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("BACKUP_PG_BIN") {
+        // An explicit choice is honoured or refused, never silently bypassed.
+        let p = PathBuf::from(dir).join(name);
+        if p.is_file() {
+            return match tool_major(&p) {
+                Some(v) if v >= server_major => Ok(p),
+                Some(v) => Err(Error::new(
+                    ErrorKind::Source,
+                    format!(
+                        "{} (from BACKUP_PG_BIN) is version {v}, older than the server ({server_major}): \
+                         point BACKUP_PG_BIN at PostgreSQL {server_major} client tools",
+                        p.display()
+                    ),
+                )),
+                None => Err(Error::new(ErrorKind::Source, format!("{} (from BACKUP_PG_BIN) does not report a version", p.display()))),
+            };
+        }
+    }
     let mut best_old: Option<(u32, PathBuf)> = None;
     for c in candidates(name, server_major) {
         if !c.is_file() {
