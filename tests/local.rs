@@ -468,7 +468,10 @@ fn unchanged_files_are_not_read_again_but_changes_are_caught() {
     let bytes = first["bytes"].as_u64().unwrap();
     assert!(first["bytes_read"].as_u64().unwrap() >= bytes);
     let second = env.create(&[&src], &[]);
-    assert!(second["bytes_read"].as_u64().unwrap() * 100 < bytes, "{second}");
+    assert!(
+        second["bytes_read"].as_u64().unwrap() * 100 < bytes,
+        "{second}"
+    );
     // Same size, same mtime, different content: the change time gives it away.
     let f = src.join("api/dist/main.js");
     let old = std::fs::metadata(&f).unwrap();
@@ -477,11 +480,19 @@ fn unchanged_files_are_not_read_again_but_changes_are_caught() {
     std::fs::write(&f, &data).unwrap();
     filetime::set_file_mtime(&f, filetime::FileTime::from_last_modification_time(&old)).unwrap();
     let third = env.create(&[&src], &[]);
-    let d = env.run(&["diff", first["id"].as_str().unwrap(), third["id"].as_str().unwrap()]).ok().stdout;
+    let d = env
+        .run(&[
+            "diff",
+            first["id"].as_str().unwrap(),
+            third["id"].as_str().unwrap(),
+        ])
+        .ok()
+        .stdout;
     assert!(d.contains(&format!("M {} (content)", f.display())), "{d}");
     let forced = env.create(&[&src], &["--force"]);
     assert!(forced["bytes_read"].as_u64().unwrap() >= bytes, "{forced}");
     let target = env.path("out");
-    env.run(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    env.run(&["restore", "latest", "--target", target.to_str().unwrap()])
+        .ok();
     assert_eq!(digest(&src), digest(&restored(&target, &src)));
 }

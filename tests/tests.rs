@@ -6,4 +6,5 @@ mod crash;
 mod damage;
 mod faults;
 mod local;
+mod postgres;
 mod s3;
