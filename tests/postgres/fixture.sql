@@ -1,4 +1,4 @@
--- The database of the PostgreSQL end-to-end tests (tests/postgres.rs): a
+-- The database of the PostgreSQL end-to-end tests (tests/postgres/): a
 -- small dealer management schema that touches every feature a logical
 -- capture has to carry. Deterministic: loading it twice gives the same rows.
 -- Roles are cluster-wide, so they are created only when missing (the file
