@@ -389,7 +389,13 @@ fn run_pg_restore(
     if no_owner {
         cmd.args(["--no-owner", "--no-privileges"]);
     }
-    cmd.arg(archive).envs(info.tool_env()).stdin(Stdio::null());
+    // Index builds sort in memory rather than in temporary files.
+    let mut pgoptions = std::env::var("PGOPTIONS").unwrap_or_default();
+    pgoptions.push_str(" -c maintenance_work_mem=256MB -c synchronous_commit=off");
+    cmd.arg(archive)
+        .envs(info.tool_env())
+        .env("PGOPTIONS", pgoptions.trim())
+        .stdin(Stdio::null());
     let out = cmd
         .output()
         .map_err(|e| Error::io(format!("cannot run {}", pg_restore.display()), e))?;
@@ -624,7 +630,12 @@ fn load_tables(
     work.sort_by(|a, b| b.1.data.size.cmp(&a.1.data.size));
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
-    let settings = session_settings(&comp.encoding, &comp.lc_monetary);
+    // Loads are verified before they commit and a failed restore drops the
+    // database, so commits need not wait for the WAL flush.
+    let settings = format!(
+        "{}; SET synchronous_commit = off",
+        session_settings(&comp.encoding, &comp.lc_monetary)
+    );
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| {
@@ -673,11 +684,24 @@ fn load_stream(
         .map(|c| ident(c))
         .collect::<Vec<_>>()
         .join(", ");
+    // A table loaded in one part is truncated and filled in one transaction
+    // with FREEZE: its rows land frozen with hint bits set, so the index
+    // builds that follow do not rewrite every page.
+    let freeze = t.streams.len() == 1;
+    if freeze {
+        client
+            .batch_execute(&format!(
+                "BEGIN; TRUNCATE ONLY {}",
+                qualified(&t.schema, &t.name)
+            ))
+            .map_err(|e| db_error(format!("preparing {what}"), e))?;
+    }
     let mut writer = client
         .copy_in(&format!(
-            "COPY {}{} FROM STDIN",
+            "COPY {}{} FROM STDIN{}",
             qualified(&t.schema, &t.name),
-            column_list(&cols)
+            column_list(&cols),
+            if freeze { " WITH (FREEZE)" } else { "" }
         ))
         .map_err(|e| db_error(format!("loading {what}"), e))?;
     let mut stream = VerifiedStream::new(repo, &st.data, format!("the data of {what}"));
@@ -704,6 +728,11 @@ fn load_stream(
             "{what}: loaded {rows} rows, the snapshot says {}",
             st.rows
         )));
+    }
+    if freeze {
+        client
+            .batch_execute("COMMIT")
+            .map_err(|e| db_error(format!("committing {what}"), e))?;
     }
     Ok(())
 }
