@@ -8,7 +8,7 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::progress::Progress;
-use crate::repository::{BlobKind, Lock, Repository, Saver, StreamError};
+use crate::repository::{BlobKind, Lock, Repository, Saver, StreamError, StreamReader};
 use crate::snapshot::{
     load_tree, save_snapshot, save_tree, Component, FilesComponent, Node, NodeKind, Snapshot,
 };
@@ -75,31 +75,18 @@ fn sums_line(hash: &str, name: &str) -> String {
     }
 }
 
-struct BlobReader<'a> {
-    repo: &'a Repository,
-    blobs: &'a [Id],
-    next: usize,
-    buf: Vec<u8>,
-    pos: usize,
-    hasher: Sha256,
-}
-
-impl Read for BlobReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.buf.len() {
-            let Some(b) = self.blobs.get(self.next) else {
-                return Ok(0);
-            };
-            self.buf = self.repo.read_blob(b).map_err(std::io::Error::other)?;
-            self.hasher.update(&self.buf);
-            self.pos = 0;
-            self.next += 1;
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
+/// Appends one stored stream to the bundle, checked against its SHA-256;
+/// returns that SHA-256.
+fn append_stream<W: Write>(
+    tar: &mut tar::Builder<W>,
+    header: &mut tar::Header,
+    name: &str,
+    reader: StreamReader<'_>,
+) -> Result<String> {
+    let mut reader = reader;
+    tar.append_data(header, name, &mut reader)
+        .map_err(|e| Error::corrupt(format!("cannot export {name}: {e}")))?;
+    reader.check()
 }
 
 fn header_for(n: &Node, kind: tar::EntryType, size: u64) -> tar::Header {
@@ -223,22 +210,9 @@ pub fn export_snapshot(
                     }
                     NodeKind::File => {
                         let mut h = header_for(n, tar::EntryType::Regular, n.size);
-                        let mut r = BlobReader {
-                            repo,
-                            blobs: &n.blobs,
-                            next: 0,
-                            buf: Vec::new(),
-                            pos: 0,
-                            hasher: Sha256::new(),
-                        };
-                        tar.append_data(&mut h, &name, &mut r)
-                            .map_err(|e| Error::corrupt(format!("cannot export {name}: {e}")))?;
-                        let got = hex::encode(r.hasher.finalize());
-                        if Some(&got) != n.sha256.as_ref() {
-                            return Err(Error::corrupt(format!(
-                                "{name} does not match its SHA-256 in the snapshot: the repository is damaged (run `backup verify`)"
-                            )));
-                        }
+                        let sha = n.sha256.as_deref().unwrap_or_default();
+                        let r = StreamReader::new(repo, &n.blobs, n.size, sha, name.clone());
+                        let got = append_stream(&mut tar, &mut h, &name, r)?;
                         sums.push_str(&sums_line(&got, &name));
                         files += 1;
                         bytes += n.size;
@@ -252,23 +226,14 @@ pub fn export_snapshot(
             h.set_mode(0o600);
             h.set_size(m.stream.size);
             h.set_mtime(snap.time.timestamp().max(0) as u64);
-            let mut r = BlobReader {
+            let r = StreamReader::new(
                 repo,
-                blobs: &m.stream.blobs,
-                next: 0,
-                buf: Vec::new(),
-                pos: 0,
-                hasher: Sha256::new(),
-            };
-            tar.append_data(&mut h, &m.name, &mut r)
-                .map_err(|e| Error::corrupt(format!("cannot export {}: {e}", m.name)))?;
-            let got = hex::encode(r.hasher.finalize());
-            if got != m.stream.sha256 {
-                return Err(Error::corrupt(format!(
-                    "{} does not match its SHA-256 in the snapshot: the repository is damaged (run `backup verify`)",
-                    m.name
-                )));
-            }
+                &m.stream.blobs,
+                m.stream.size,
+                &m.stream.sha256,
+                m.name.clone(),
+            );
+            let got = append_stream(&mut tar, &mut h, &m.name, r)?;
             sums.push_str(&sums_line(&got, &m.name));
             files += 1;
             bytes += m.stream.size;

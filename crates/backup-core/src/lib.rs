@@ -12,6 +12,7 @@ mod error;
 mod export;
 mod export_db;
 mod id;
+mod parallel;
 mod progress;
 pub mod repository;
 pub mod restore;

@@ -16,7 +16,6 @@ use crate::store::Kind;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// How much data to read back.
@@ -485,21 +484,19 @@ fn read_packs(
     workers: usize,
     progress: &dyn Progress,
 ) -> Vec<PackResult> {
-    let next = AtomicUsize::new(0);
     let out = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..workers.max(1) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some((id, size)) = packs.get(i) else {
-                    return;
-                };
-                let r = check_pack(repo, id);
-                progress.inc(*size);
-                out.lock().expect("lock").push(r);
-            });
-        }
-    });
+    let all = crate::parallel::for_each_parallel(
+        packs,
+        workers,
+        || Ok(()),
+        |_, (id, size)| {
+            let r = check_pack(repo, id);
+            progress.inc(*size);
+            out.lock().expect("lock").push(r);
+            Ok(())
+        },
+    );
+    debug_assert!(all.is_ok(), "pack checks report problems, not errors");
     out.into_inner().expect("lock")
 }
 

@@ -49,8 +49,8 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
         out.print_json(&serde_json::Value::Array(v));
     } else {
         println!(
-            "{:<10} {:<20} {:<16} {:<20} {:>8} {:>10}  {}",
-            "ID", "TIME (UTC)", "HOST", "TAGS", "FILES", "SIZE", "LABEL"
+            "{:<10} {:<20} {:<16} {:<20} {:>8} {:>10}  LABEL",
+            "ID", "TIME (UTC)", "HOST", "TAGS", "FILES", "SIZE"
         );
         for (id, s) in &rows {
             let st = s.file_stats();

@@ -5,6 +5,7 @@ mod index;
 mod key;
 mod lock;
 mod pack;
+mod reader;
 mod saver;
 
 pub use config::{ChunkerParams, Config, FORMAT_NAME, FORMAT_VERSION};
@@ -14,6 +15,7 @@ pub use lock::Lock;
 pub use pack::{
     decode_blob, encode_blob, parse_header, parse_pack, BlobKind, PackBuilder, PackedBlob,
 };
+pub use reader::StreamReader;
 pub use saver::{SaveStats, Saver, StoredStream, StreamError};
 
 use crate::crypto::{Cipher, MasterKey};

@@ -7,19 +7,15 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::progress::Progress;
-use crate::repository::Repository;
+use crate::repository::{Repository, StreamReader};
 use crate::snapshot::{PostgresComponent, StreamRef, TableData, TableStream};
 use crate::source::postgres::catalog::{
-    grant_statement, ident, literal, property_statements, qualified, session_settings,
+    column_list, grant_statement, ident, literal, property_statements, qualified, session_settings,
 };
 use crate::source::postgres::conninfo::{db_error, ConnInfo};
-use crate::source::postgres::rows::{add_digests, RowTap};
 use crate::source::postgres::tools;
-use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Options of a database restore.
@@ -56,71 +52,9 @@ pub struct DatabaseRestoreReport {
     pub duration_secs: f64,
 }
 
-/// Reads a stored stream blob by blob, checking its SHA-256 at the end.
-pub struct VerifiedStream<'a> {
-    repo: &'a Repository,
-    stream: &'a StreamRef,
-    next: usize,
-    buf: Vec<u8>,
-    pos: usize,
-    hasher: Sha256,
-    read: u64,
-    what: String,
-}
-
-impl<'a> VerifiedStream<'a> {
-    /// Opens a stream; `what` names it in errors.
-    pub fn new(repo: &'a Repository, stream: &'a StreamRef, what: String) -> Self {
-        VerifiedStream {
-            repo,
-            stream,
-            next: 0,
-            buf: Vec::new(),
-            pos: 0,
-            hasher: Sha256::new(),
-            read: 0,
-            what,
-        }
-    }
-
-    /// Checks that everything was read and matches.
-    pub fn check(self) -> Result<()> {
-        let got = hex::encode(self.hasher.finalize());
-        if self.read != self.stream.size || got != self.stream.sha256 {
-            return Err(Error::corrupt(format!(
-                "{} does not match its SHA-256 in the snapshot: the repository is damaged (run `backup verify --read-data`)",
-                self.what
-            )));
-        }
-        Ok(())
-    }
-}
-
-impl Read for VerifiedStream<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.buf.len() {
-            let Some(b) = self.stream.blobs.get(self.next) else {
-                return Ok(0);
-            };
-            self.buf = self.repo.read_blob(b).map_err(std::io::Error::other)?;
-            self.hasher.update(&self.buf);
-            self.read += self.buf.len() as u64;
-            self.pos = 0;
-            self.next += 1;
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-fn column_list(cols: &str) -> String {
-    if cols.is_empty() {
-        String::new()
-    } else {
-        format!(" ({cols})")
-    }
+/// Opens a database stream for reading, checked against its SHA-256.
+fn open_stream<'a>(repo: &'a Repository, s: &'a StreamRef, what: String) -> StreamReader<'a> {
+    StreamReader::new(repo, &s.blobs, s.size, &s.sha256, what)
 }
 
 fn stamp() -> String {
@@ -426,7 +360,7 @@ fn load(
         .tempfile()
         .map_err(|e| Error::io("creating a temporary file", e))?;
     {
-        let mut s = VerifiedStream::new(
+        let mut s = open_stream(
             repo,
             &comp.schema,
             format!("the schema of database {}", comp.database),
@@ -494,7 +428,7 @@ fn load(
 }
 
 fn replay_globals(repo: &Repository, g: &StreamRef, info: &ConnInfo) -> Result<()> {
-    let mut s = VerifiedStream::new(repo, g, "the globals".into());
+    let mut s = open_stream(repo, g, "the globals".into());
     let mut sql = String::new();
     s.read_to_string(&mut sql)
         .map_err(|e| Error::corrupt(format!("reading the globals: {e}")))?;
@@ -533,7 +467,7 @@ fn restore_large_object(
 ) -> Result<()> {
     c.execute("SELECT lo_create($1)", &[&lo.oid])
         .map_err(|e| db_error(format!("creating large object {}", lo.oid), e))?;
-    let mut s = VerifiedStream::new(repo, &lo.data, format!("large object {}", lo.oid));
+    let mut s = open_stream(repo, &lo.data, format!("large object {}", lo.oid));
     let mut buf = vec![0u8; 1024 * 1024];
     let mut offset = 0i64;
     loop {
@@ -627,47 +561,24 @@ fn load_tables(
         .iter()
         .flat_map(|t| t.streams.iter().map(move |s| (t, s)))
         .collect();
-    work.sort_by(|a, b| b.1.data.size.cmp(&a.1.data.size));
-    let next = AtomicUsize::new(0);
-    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    work.sort_by_key(|w| std::cmp::Reverse(w.1.data.size));
     // Loads are verified before they commit and a failed restore drops the
     // database, so commits need not wait for the WAL flush.
     let settings = format!(
         "{}; SET synchronous_commit = off",
         session_settings(&comp.encoding, &comp.lc_monetary)
     );
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| {
-                let mut client = match info.connect().and_then(|mut c| {
-                    c.batch_execute(&settings)
-                        .map_err(|e| db_error("setting up a loader session", e))?;
-                    Ok(c)
-                }) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        failure.lock().expect("lock").get_or_insert(e);
-                        return;
-                    }
-                };
-                loop {
-                    if failure.lock().expect("lock").is_some() {
-                        return;
-                    }
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some((t, st)) = work.get(i) else { return };
-                    if let Err(e) = load_stream(repo, &mut client, t, st, progress) {
-                        failure.lock().expect("lock").get_or_insert(e);
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    match failure.into_inner().expect("lock") {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    crate::parallel::for_each_parallel(
+        &work,
+        jobs,
+        || {
+            let mut c = info.connect()?;
+            c.batch_execute(&settings)
+                .map_err(|e| db_error("setting up a loader session", e))?;
+            Ok(c)
+        },
+        |client, (t, st)| load_stream(repo, client, t, st, progress),
+    )
 }
 
 fn load_stream(
@@ -704,7 +615,7 @@ fn load_stream(
             if freeze { " WITH (FREEZE)" } else { "" }
         ))
         .map_err(|e| db_error(format!("loading {what}"), e))?;
-    let mut stream = VerifiedStream::new(repo, &st.data, format!("the data of {what}"));
+    let mut stream = open_stream(repo, &st.data, format!("the data of {what}"));
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = stream
@@ -735,145 +646,6 @@ fn load_stream(
             .map_err(|e| db_error(format!("committing {what}"), e))?;
     }
     Ok(())
-}
-
-/// One difference found by a restore test.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Mismatch {
-    /// The object (table, sequence, large object).
-    pub object: String,
-    /// What differs.
-    pub problem: String,
-}
-
-/// The outcome of a restore test.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RestoreTestReport {
-    /// The captured database.
-    pub database: String,
-    /// The scratch database used (dropped afterwards).
-    pub scratch: String,
-    /// Tables compared.
-    pub tables: usize,
-    /// Rows compared.
-    pub rows: u64,
-    /// Differences.
-    pub mismatches: Vec<Mismatch>,
-    /// Wall time in seconds.
-    pub duration_secs: f64,
-}
-
-/// Restores a database into a scratch database on `server`, compares
-/// every table's row count and content digest, sequences and large objects
-/// with the manifest, then drops the scratch database.
-pub fn restore_test(
-    repo: &Repository,
-    comp: &PostgresComponent,
-    server: &str,
-    jobs: usize,
-    progress: &dyn Progress,
-) -> Result<RestoreTestReport> {
-    let start = Instant::now();
-    let base = ConnInfo::parse(server)?;
-    let mut rnd = [0u8; 4];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut rnd);
-    let scratch = format!("backup_restore_test_{}", hex::encode(rnd));
-    let info = base.with_dbname(&scratch);
-    let options = DatabaseRestoreOptions {
-        target: info.libpq_string_with_password(),
-        replace: false,
-        jobs,
-        no_owner: true,
-        globals: false,
-    };
-    restore_database(repo, comp, &options, progress)?;
-    let compared = compare(comp, &info, repo);
-    let mut maint = base.with_dbname("postgres").connect()?;
-    drop_database(&mut maint, &scratch)?;
-    let mismatches = compared?;
-    Ok(RestoreTestReport {
-        database: comp.database.clone(),
-        scratch,
-        tables: comp.tables.len(),
-        rows: comp.rows(),
-        mismatches,
-        duration_secs: start.elapsed().as_secs_f64(),
-    })
-}
-
-fn compare(comp: &PostgresComponent, info: &ConnInfo, repo: &Repository) -> Result<Vec<Mismatch>> {
-    let mut c = info.connect()?;
-    c.batch_execute(&session_settings(&comp.encoding, &comp.lc_monetary))
-        .map_err(|e| db_error("setting up the session", e))?;
-    let mut out = Vec::new();
-    for t in &comp.tables {
-        let cols = t
-            .columns
-            .iter()
-            .map(|c| ident(c))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let reader = c
-            .copy_out(&format!(
-                "COPY {}{} TO STDOUT",
-                qualified(&t.schema, &t.name),
-                column_list(&cols)
-            ))
-            .map_err(|e| db_error(format!("reading back {}.{}", t.schema, t.name), e))?;
-        let mut tap = RowTap::new(reader);
-        std::io::copy(&mut tap, &mut std::io::sink())
-            .map_err(|e| Error::io("reading back a table", e))?;
-        let want = t
-            .streams
-            .iter()
-            .fold("0".repeat(32), |acc, s| add_digests(&acc, &s.digest));
-        if tap.digest.rows() != t.rows {
-            out.push(Mismatch {
-                object: format!("table {}.{}", t.schema, t.name),
-                problem: format!("{} rows, the snapshot has {}", tap.digest.rows(), t.rows),
-            });
-        } else if tap.digest.hex() != want {
-            out.push(Mismatch {
-                object: format!("table {}.{}", t.schema, t.name),
-                problem: "content differs from the snapshot".into(),
-            });
-        }
-    }
-    for s in &comp.sequences {
-        let row = c
-            .query_one(
-                &format!(
-                    "SELECT last_value, is_called FROM {}",
-                    qualified(&s.schema, &s.name)
-                ),
-                &[],
-            )
-            .map_err(|e| db_error(format!("reading sequence {}.{}", s.schema, s.name), e))?;
-        let (v, called): (i64, bool) = (row.get(0), row.get(1));
-        if v != s.last_value || called != s.is_called {
-            out.push(Mismatch {
-                object: format!("sequence {}.{}", s.schema, s.name),
-                problem: format!(
-                    "{v}/{called}, the snapshot has {}/{}",
-                    s.last_value, s.is_called
-                ),
-            });
-        }
-    }
-    for lo in &comp.large_objects {
-        let row = c
-            .query_one("SELECT lo_get($1)", &[&lo.oid])
-            .map_err(|e| db_error(format!("reading large object {}", lo.oid), e))?;
-        let data: Vec<u8> = row.get(0);
-        if hex::encode(Sha256::digest(&data)) != lo.data.sha256 {
-            out.push(Mismatch {
-                object: format!("large object {}", lo.oid),
-                problem: "content differs from the snapshot".into(),
-            });
-        }
-    }
-    let _ = repo;
-    Ok(out)
 }
 
 /// Blob ids of every stream of a component (for verify and export).

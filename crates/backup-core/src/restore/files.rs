@@ -15,8 +15,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Instant;
 
 /// Options of a file restore.
@@ -223,8 +221,6 @@ fn write_contents(
         })
         .collect();
     packs.sort_by_key(|(id, _)| *id);
-    let next = AtomicUsize::new(0);
-    let failure: Mutex<Option<Error>> = Mutex::new(None);
     let workers = if workers == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -233,30 +229,12 @@ fn write_contents(
     } else {
         workers
     };
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                if failure.lock().expect("lock").is_some() {
-                    return;
-                }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some((pack, blobs)) = packs.get(i) else {
-                    return;
-                };
-                if let Err(e) = restore_pack(repo, pack, blobs, &uses, items, progress) {
-                    let mut f = failure.lock().expect("lock");
-                    if f.is_none() {
-                        *f = Some(e);
-                    }
-                    return;
-                }
-            });
-        }
-    });
-    match failure.into_inner().expect("lock") {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    crate::parallel::for_each_parallel(
+        &packs,
+        workers,
+        || Ok(()),
+        |_, (pack, blobs)| restore_pack(repo, pack, blobs, &uses, items, progress),
+    )
 }
 
 /// Largest gap between two needed blobs that is read through rather than

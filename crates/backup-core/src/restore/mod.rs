@@ -1,12 +1,13 @@
 //! Restores: staged, verified, then moved into place.
 
 mod database;
+mod database_check;
 mod files;
 mod place;
 
 pub use database::{
-    component_blobs, drop_database, restore_database, restore_test, DatabaseRestoreOptions,
-    DatabaseRestoreReport, Mismatch, RestoreTestReport, VerifiedStream,
+    component_blobs, drop_database, restore_database, DatabaseRestoreOptions, DatabaseRestoreReport,
 };
+pub use database_check::{restore_test, Mismatch, RestoreTestReport};
 pub use files::{restore_files, RestoreOptions, RestoreReport};
 pub use place::{exchange_or_move, StagingDir};

@@ -9,6 +9,15 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// ` (a, b, c)` for a COPY column list; empty for a table without columns.
+pub fn column_list(columns: &str) -> String {
+    if columns.is_empty() {
+        String::new()
+    } else {
+        format!(" ({columns})")
+    }
+}
+
 /// `schema.name`, quoted.
 pub fn qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", ident(schema), ident(name))
@@ -174,17 +183,16 @@ fn grants(
         .collect())
 }
 
+/// A large object's oid, owner, privileges (`None`: default) and comment.
+pub type LargeObjectInfo = (
+    u32,
+    String,
+    Option<Vec<crate::snapshot::Grant>>,
+    Option<String>,
+);
+
 /// Large objects with owner, privileges and comment.
-pub fn large_object_details(
-    c: &mut Client,
-) -> Result<
-    Vec<(
-        u32,
-        String,
-        Option<Vec<crate::snapshot::Grant>>,
-        Option<String>,
-    )>,
-> {
+pub fn large_object_details(c: &mut Client) -> Result<Vec<LargeObjectInfo>> {
     let rows = c
         .query(
             "SELECT l.oid, pg_get_userbyid(l.lomowner)::text, l.lomacl IS NULL, obj_description(l.oid, 'pg_largeobject') \

@@ -25,7 +25,6 @@ use crate::snapshot::{
 };
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -112,7 +111,7 @@ fn plan_jobs(tables: &[TableInfo], split_bytes: u64, server_version_num: u32) ->
             start = end;
         }
     }
-    jobs.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.bytes));
     jobs
 }
 
@@ -189,50 +188,27 @@ pub fn capture_postgres(
     progress.phase(&format!("reading database {}", info.dbname()), Some(total));
 
     // DDL, read by pg_dump under the same snapshot, in parallel with the data.
-    let schema_result: Mutex<Option<Result<StreamRef>>> = Mutex::new(None);
     let jobs = plan_jobs(&tables, options.split_bytes, server.version_num);
     let results: Mutex<Vec<(usize, TableStream)>> = Mutex::new(Vec::new());
-    let failure: Mutex<Option<Error>> = Mutex::new(None);
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let r = run_pg_dump(saver, &pg_dump, &info, &snapshot_id, options);
-            *schema_result.lock().expect("lock") = Some(r);
-        });
-        for _ in 0..options.jobs.max(1) {
-            s.spawn(|| {
-                let mut client = match start_worker(&info, &snapshot_id, &settings) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        failure.lock().expect("lock").get_or_insert(e);
-                        return;
-                    }
-                };
-                loop {
-                    if failure.lock().expect("lock").is_some() {
-                        return;
-                    }
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(job) = jobs.get(i) else { break };
-                    match read_job(saver, &mut client, &tables[job.table], job, progress) {
-                        Ok(ts) => results.lock().expect("lock").push((job.table, ts)),
-                        Err(e) => {
-                            failure.lock().expect("lock").get_or_insert(e);
-                            return;
-                        }
-                    }
-                }
-                let _ = client.batch_execute("COMMIT");
-            });
-        }
+    let (schema, data) = std::thread::scope(|s| {
+        let dump = s.spawn(|| run_pg_dump(saver, &pg_dump, &info, &snapshot_id, options));
+        let data = crate::parallel::for_each_parallel(
+            &jobs,
+            options.jobs,
+            || start_worker(&info, &snapshot_id, &settings),
+            |client, job| {
+                let ts = read_job(saver, client, &tables[job.table], job, progress)?;
+                results.lock().expect("lock").push((job.table, ts));
+                Ok(())
+            },
+        );
+        let schema = dump
+            .join()
+            .unwrap_or_else(|_| Err(Error::new(ErrorKind::Source, "the pg_dump reader panicked")));
+        (schema, data)
     });
-    if let Some(e) = failure.into_inner().expect("lock") {
-        return Err(e);
-    }
-    let schema = schema_result
-        .into_inner()
-        .expect("lock")
-        .expect("pg_dump thread ran")?;
+    data?;
+    let schema = schema?;
 
     // Sequences and large objects, read by the coordinator (same snapshot).
     let mut sequences = Vec::new();

@@ -42,7 +42,7 @@ fn candidates(name: &str, server_major: u32) -> Vec<PathBuf> {
                 .map(|v| (v, e.path().join("bin").join(name)))
         })
         .collect();
-    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
     out.extend(versions.into_iter().map(|(_, p)| p));
     if let Some(path) = std::env::var_os("PATH") {
         out.extend(std::env::split_paths(&path).map(|d| d.join(name)));
@@ -77,12 +77,8 @@ pub fn find_tool(name: &str, server_major: u32) -> Result<PathBuf> {
         }
         match tool_major(&c) {
             Some(v) if v >= server_major => return Ok(c),
-            Some(v) => {
-                if best_old.as_ref().is_none_or(|(b, _)| v > *b) {
-                    best_old = Some((v, c));
-                }
-            }
-            None => {}
+            Some(v) if best_old.as_ref().is_none_or(|(b, _)| v > *b) => best_old = Some((v, c)),
+            _ => {}
         }
     }
     Err(match best_old {
