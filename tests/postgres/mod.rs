@@ -13,4 +13,5 @@ mod multi;
 mod properties;
 mod replace;
 mod round_trip;
+mod split;
 mod support;

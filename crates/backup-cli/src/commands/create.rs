@@ -24,6 +24,9 @@ pub struct Args {
     /// Parallel database connections.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
+    /// Tables larger than this many MiB are read in parallel page ranges.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    table_split_mib: u64,
     /// Seconds to wait for a table lock before failing.
     #[arg(long, default_value_t = 10)]
     lock_timeout: u64,
@@ -62,7 +65,7 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
             jobs: a.jobs.max(1),
             globals: a.globals,
             lock_timeout: std::time::Duration::from_secs(a.lock_timeout.max(1)),
-            ..Default::default()
+            split_bytes: a.table_split_mib * 1024 * 1024,
         },
         tags: a.tags,
         label: a.label,
