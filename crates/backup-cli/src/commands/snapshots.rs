@@ -42,7 +42,9 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
                 serde_json::json!({
                     "id": id.to_hex(), "short_id": id.short(), "time": s.time, "host": s.host,
                     "username": s.username, "tags": s.tags, "label": s.label,
-                    "files": st.files, "bytes": st.bytes, "tool_version": s.tool_version,
+                    "files": st.files, "bytes": st.bytes + s.databases().map(|d| d.bytes()).sum::<u64>(),
+                    "databases": s.databases().map(|d| d.database.clone()).collect::<Vec<_>>(),
+                    "tool_version": s.tool_version,
                 })
             })
             .collect();
@@ -61,7 +63,7 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
                 s.host,
                 s.tags.join(","),
                 st.files,
-                human_bytes(st.bytes),
+                human_bytes(st.bytes + s.databases().map(|d| d.bytes()).sum::<u64>()),
                 s.label.as_deref().unwrap_or("")
             );
         }
