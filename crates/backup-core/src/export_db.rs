@@ -189,8 +189,8 @@ pub fn scripts(snap: &Snapshot) -> Vec<(String, String)> {
             }
         }
         // Database-level properties, applied to the database psql is connected to.
-        for stmt in property_statements(&db.properties, "\u{0}", false) {
-            load.push_str(&stmt.replace("\"\u{0}\"", ":\"DBNAME\""));
+        for stmt in property_statements(&db.properties, ":\"DBNAME\"", false) {
+            load.push_str(&stmt);
             load.push_str(";\n");
         }
         let mut refresh = String::from(

@@ -151,7 +151,7 @@ pub fn restore_database(
     create_database(&mut maint, &into, comp)?;
     let into_info = target.with_dbname(&into);
     let result = load(repo, comp, &into_info, &pg_restore, options, progress).and_then(|()| {
-        for stmt in property_statements(&comp.properties, &into, options.no_owner) {
+        for stmt in property_statements(&comp.properties, &ident(&into), options.no_owner) {
             maint.batch_execute(&stmt).map_err(|e| {
                 db_error(format!("applying database properties ({stmt})"), e)
                     .with_kind(ErrorKind::Target)

@@ -282,13 +282,13 @@ pub fn setting_clause(setting: &str) -> Option<String> {
     Some(format!("SET {} = {value}", ident(name)))
 }
 
-/// SQL that gives database `target` the captured properties.
+/// SQL that gives a database the captured properties; `db` is the SQL
+/// that names it (a quoted identifier, or psql's `:"DBNAME"`).
 pub fn property_statements(
     p: &crate::snapshot::DatabaseProperties,
-    target: &str,
+    db: &str,
     no_owner: bool,
 ) -> Vec<String> {
-    let db = ident(target);
     let mut v = Vec::new();
     if !no_owner && !p.owner.is_empty() {
         v.push(format!("ALTER DATABASE {db} OWNER TO {}", ident(&p.owner)));
