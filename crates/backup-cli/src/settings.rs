@@ -160,36 +160,24 @@ impl Settings {
 
     /// Opens the repository (asking for a password only if it is encrypted).
     pub fn open(&self) -> Result<Repository> {
-        let store = self.store()?;
-        let pw = self.password_if_encrypted(&store)?;
-        Ok(Repository::open(store, pw.as_deref())?)
+        self.open_strict(true)
     }
 
     /// Opens the repository without failing on damaged index objects.
     pub fn open_lenient(&self) -> Result<Repository> {
-        let store = self.store()?;
-        let pw = self.password_if_encrypted(&store)?;
-        Ok(Repository::open_lenient(store, pw.as_deref())?)
+        self.open_strict(false)
     }
 
-    fn password_if_encrypted(&self, store: &Arc<dyn ObjectStore>) -> Result<Option<Vec<u8>>> {
-        // Only an encrypted repository needs one; do not prompt otherwise.
-        let encrypted = match store.get(backup_core::store::Kind::Config, "") {
-            Ok(d) => serde_json::from_slice::<serde_json::Value>(&d)
-                .ok()
-                .and_then(|v| {
-                    v.get("encryption")
-                        .and_then(|e| e.as_str())
-                        .map(|e| e != "none")
-                })
-                .unwrap_or(true),
-            Err(_) => false,
-        };
-        if encrypted {
-            self.password(false)
+    fn open_strict(&self, strict: bool) -> Result<Repository> {
+        let store = self.store()?;
+        let config = Repository::read_config(store.as_ref())?;
+        // Only an encrypted repository needs a password: do not ask otherwise.
+        let pw = if config.encrypted() {
+            self.password(false)?
         } else {
-            Ok(None)
-        }
+            None
+        };
+        Ok(Repository::open_with(store, config, pw.as_deref(), strict)?)
     }
 
     /// A per-repository cache directory (for the verify rotation cursor).

@@ -8,7 +8,7 @@ use crate::snapshot::{list_snapshots, load_tree, save_snapshot, Component, Snaps
 use crate::source::files::{absolute_source, build_excludes, capture_files, FilesOptions, Parent};
 use crate::source::postgres::conninfo::ConnInfo;
 use crate::source::postgres::{capture_postgres, PostgresOptions};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// What to capture and how.
@@ -63,23 +63,30 @@ fn check_overlaps(roots: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// The listing of the newest snapshot from this host that captured `root`.
-fn find_parent(repo: &Repository, host: &str, root: &Path) -> Option<Parent> {
-    let path = root.to_string_lossy();
-    let mut best: Option<Snapshot> = None;
-    for (_, s) in list_snapshots(repo).ok()? {
-        let Ok(s) = s else { continue };
-        if s.host == host
-            && s.file_components().any(|f| f.path == path)
-            && best.as_ref().is_none_or(|b| s.time > b.time)
-        {
-            best = Some(s);
-        }
-    }
-    let best = best?;
-    let fc = best.file_components().find(|f| f.path == path)?;
-    let nodes = load_tree(repo, &fc.tree).ok()?;
-    Some(nodes.into_iter().map(|n| (n.path.clone(), n)).collect())
+/// For each root, the listing of the newest snapshot from this host that
+/// captured it (the snapshots are read once for all roots).
+fn find_parents(repo: &Repository, host: &str, roots: &[PathBuf]) -> Vec<Option<Parent>> {
+    let snaps: Vec<Snapshot> = list_snapshots(repo)
+        .map(|v| {
+            v.into_iter()
+                .filter_map(|(_, s)| s.ok())
+                .filter(|s| s.host == host)
+                .collect()
+        })
+        .unwrap_or_default();
+    roots
+        .iter()
+        .map(|root| {
+            let path = root.to_string_lossy();
+            // list_snapshots sorts oldest first: the last match is the newest.
+            let fc = snaps
+                .iter()
+                .rev()
+                .find_map(|s| s.file_components().find(|f| f.path == path))?;
+            let nodes = load_tree(repo, &fc.tree).ok()?;
+            Some(nodes.into_iter().map(|n| (n.path.clone(), n)).collect())
+        })
+        .collect()
 }
 
 /// Captures the sources and writes one snapshot. Nothing is committed
@@ -129,12 +136,12 @@ pub fn create_snapshot(
         let c = capture_postgres(&saver, conn, &options.postgres_options, progress)?;
         snap.components.push(Component::Postgres(Box::new(c)));
     }
-    for root in &roots {
-        let parent = if options.files_options.force {
-            None
-        } else {
-            find_parent(repo, &snap.host, root)
-        };
+    let parents = if options.files_options.force {
+        vec![None; roots.len()]
+    } else {
+        find_parents(repo, &snap.host, &roots)
+    };
+    for (root, parent) in roots.iter().zip(&parents) {
         let c = capture_files(
             &saver,
             root,

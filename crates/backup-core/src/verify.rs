@@ -191,47 +191,27 @@ pub fn verify(
     }
     // Listings and references.
     progress.phase("checking snapshots", None);
-    let mut needed_packs: HashSet<u32> = HashSet::new();
-    let mut missing_blobs: HashSet<Id> = HashSet::new();
+    let mut refs = References::default();
+    let size_problem = |sid: &Id, what: &str, listed: u64, held: u64| Problem {
+        object: format!("snapshots/{sid}"),
+        problem: format!("{what} is listed with {listed} bytes but its blobs hold {held}"),
+        affected: vec![format!("snapshot {}: {what}", sid.short())],
+    };
     for (sid, snap) in &snaps {
         for db in snap.databases() {
-            let index = repo.index();
             for (label, stream) in db.streams() {
-                let mut held = 0u64;
-                for b in &stream.blobs {
-                    match index.get(b) {
-                        Some(l) => {
-                            held += l.raw_length as u64;
-                            needed_packs.insert(l.pack);
-                        }
-                        None => {
-                            missing_blobs.insert(*b);
-                        }
+                match refs.note(&repo.index(), &stream.blobs) {
+                    Some(held) if held != stream.size => {
+                        report
+                            .problems
+                            .push(size_problem(sid, &label, stream.size, held))
                     }
-                }
-                if held != stream.size && stream.blobs.iter().all(|b| index.contains(b)) {
-                    report.problems.push(Problem {
-                        object: format!("snapshots/{sid}"),
-                        problem: format!(
-                            "{label} is listed with {} bytes but its blobs hold {held}",
-                            stream.size
-                        ),
-                        affected: vec![format!("snapshot {}: {label}", sid.short())],
-                    });
+                    _ => {}
                 }
             }
         }
         for fc in snap.file_components() {
-            for b in &fc.tree {
-                match repo.index().get(b) {
-                    Some(l) => {
-                        needed_packs.insert(l.pack);
-                    }
-                    None => {
-                        missing_blobs.insert(*b);
-                    }
-                }
-            }
+            refs.note(&repo.index(), &fc.tree);
             let nodes = match load_tree(repo, &fc.tree) {
                 Ok(n) => n,
                 Err(e) => {
@@ -255,34 +235,20 @@ pub fn verify(
             };
             let index = repo.index();
             for n in &nodes {
-                let mut held = 0u64;
-                for b in &n.blobs {
-                    match index.get(b) {
-                        Some(l) => {
-                            held += l.raw_length as u64;
-                            needed_packs.insert(l.pack);
-                        }
-                        None => {
-                            missing_blobs.insert(*b);
-                        }
+                match refs.note(&index, &n.blobs) {
+                    Some(held) if n.kind == crate::snapshot::NodeKind::File && held != n.size => {
+                        let what = format!("{}/{}", fc.path, n.path);
+                        report.problems.push(size_problem(sid, &what, n.size, held));
                     }
-                }
-                if n.kind == crate::snapshot::NodeKind::File
-                    && held != n.size
-                    && n.blobs.iter().all(|b| index.contains(b))
-                {
-                    report.problems.push(Problem {
-                        object: format!("snapshots/{sid}"),
-                        problem: format!(
-                            "{} is listed with {} bytes but its blobs hold {held}",
-                            n.path, n.size
-                        ),
-                        affected: vec![format!("snapshot {}: {}/{}", sid.short(), fc.path, n.path)],
-                    });
+                    _ => {}
                 }
             }
         }
     }
+    let References {
+        needed_packs,
+        missing_blobs,
+    } = refs;
     // Read data.
     let to_read: Vec<(Id, u64)> = {
         let candidates: Vec<(Id, u64)> = if options.snapshots.is_empty() {
@@ -380,6 +346,35 @@ pub fn verify(
         });
     }
     Ok(report)
+}
+
+/// Blobs that checked snapshots reference: the packs they need, and those
+/// missing from the index.
+#[derive(Default)]
+struct References {
+    needed_packs: HashSet<u32>,
+    missing_blobs: HashSet<Id>,
+}
+
+impl References {
+    /// Records a stream's blobs; returns the bytes they hold when all are
+    /// indexed.
+    fn note(&mut self, index: &crate::repository::Index, blobs: &[Id]) -> Option<u64> {
+        let mut held = Some(0u64);
+        for b in blobs {
+            match index.get(b) {
+                Some(l) => {
+                    self.needed_packs.insert(l.pack);
+                    held = held.map(|h| h + l.raw_length as u64);
+                }
+                None => {
+                    self.missing_blobs.insert(*b);
+                    held = None;
+                }
+            }
+        }
+        held
+    }
 }
 
 fn who_uses(

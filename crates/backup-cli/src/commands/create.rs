@@ -91,6 +91,7 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
             "databases": snap.databases().map(|d| serde_json::json!({
                 "database": d.database, "tables": d.tables.len(), "rows": d.rows(), "bytes": d.bytes(),
             })).collect::<Vec<_>>(),
+            "skipped": stats.skipped,
             "bytes_read": snap.summary.bytes_read,
             "new_bytes": snap.summary.new_bytes,
             "stored_bytes": snap.summary.stored_bytes,
@@ -129,7 +130,7 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
             println!("{}", r.id);
         }
     }
-    Ok(if warnings.iter().any(|w| w.contains("cannot read")) {
+    Ok(if stats.skipped > 0 {
         exit::WARNINGS
     } else {
         exit::OK

@@ -23,13 +23,8 @@ pub struct Args {
 /// Runs `init`.
 pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
     let store = s.store()?;
-    if store.exists(backup_core::store::Kind::Config, "")? {
-        return Err(backup_core::Error::usage(format!(
-            "{} already holds a repository: use it, or choose another location",
-            store.location()
-        ))
-        .into());
-    }
+    // Before asking for a password: is the place free?
+    Repository::ensure_absent(store.as_ref())?;
     let password = if a.insecure_no_encryption {
         None
     } else {

@@ -82,12 +82,7 @@ impl Repository {
         store: Arc<dyn ObjectStore>,
         options: InitOptions,
     ) -> Result<(Repository, Option<Id>)> {
-        if store.exists(Kind::Config, "")? {
-            return Err(Error::usage(format!(
-                "{} already holds a repository: use it, or choose another location",
-                store.location()
-            )));
-        }
+        Self::ensure_absent(store.as_ref())?;
         store.create()?;
         let mut id = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
@@ -138,17 +133,32 @@ impl Repository {
         }
     }
 
+    /// Reads and checks the `config` object of the repository at `store`
+    /// (a caller can look at it, e.g. whether a password is needed, before
+    /// opening with [`Repository::open_with`]).
+    pub fn read_config(store: &dyn ObjectStore) -> Result<Config> {
+        let loc = store.location();
+        let data = store.get(Kind::Config, "").map_err(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                Error::new(
+                    ErrorKind::NotARepository,
+                    format!(
+                        "{loc} is not a backup repository (it has no config object): check \
+                         the path, or create one with `backup init --repo {loc}`"
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
+        Config::parse(&data, &loc)
+    }
+
     /// Opens an existing repository and loads its index. Fails if an index
     /// object is damaged (use [`Repository::open_lenient`] to inspect one).
     pub fn open(store: Arc<dyn ObjectStore>, password: Option<&[u8]>) -> Result<Repository> {
-        let repo = Self::open_lenient(store, password)?;
-        if let Some((name, err)) = repo.inner.damaged_indexes.read().expect("lock").first() {
-            return Err(Error::corrupt(format!(
-                "index object index/{name} is damaged ({err}); run `backup verify` to see \
-                 what is affected"
-            )));
-        }
-        Ok(repo)
+        let config = Self::read_config(store.as_ref())?;
+        Self::open_with(store, config, password, true)
     }
 
     /// Opens a repository, recording damaged index objects instead of
@@ -157,21 +167,19 @@ impl Repository {
         store: Arc<dyn ObjectStore>,
         password: Option<&[u8]>,
     ) -> Result<Repository> {
+        let config = Self::read_config(store.as_ref())?;
+        Self::open_with(store, config, password, false)
+    }
+
+    /// Opens a repository whose config was read with
+    /// [`Repository::read_config`]; `strict` fails on damaged index objects.
+    pub fn open_with(
+        store: Arc<dyn ObjectStore>,
+        config: Config,
+        password: Option<&[u8]>,
+        strict: bool,
+    ) -> Result<Repository> {
         let loc = store.location();
-        let data = match store.get(Kind::Config, "") {
-            Ok(d) => d,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(Error::new(
-                    ErrorKind::NotARepository,
-                    format!(
-                        "{loc} is not a backup repository (it has no config object): check \
-                         the path, or create one with `backup init --repo {loc}`"
-                    ),
-                ))
-            }
-            Err(e) => return Err(e),
-        };
-        let config = Config::parse(&data, &loc)?;
         let cipher = if config.encrypted() {
             let pw = password.ok_or_else(|| {
                 Error::new(
@@ -188,7 +196,26 @@ impl Repository {
         };
         let repo = Repository::from_parts(store, config, cipher);
         repo.load_index()?;
+        if strict {
+            if let Some((name, err)) = repo.inner.damaged_indexes.read().expect("lock").first() {
+                return Err(Error::corrupt(format!(
+                    "index object index/{name} is damaged ({err}); run `backup verify` to see \
+                     what is affected"
+                )));
+            }
+        }
         Ok(repo)
+    }
+
+    /// Fails unless `store` holds no repository yet.
+    pub fn ensure_absent(store: &dyn ObjectStore) -> Result<()> {
+        if store.exists(Kind::Config, "")? {
+            return Err(Error::usage(format!(
+                "{} already holds a repository: use it, or choose another location",
+                store.location()
+            )));
+        }
+        Ok(())
     }
 
     /// (Re)loads every index object.

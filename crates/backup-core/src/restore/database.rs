@@ -15,7 +15,7 @@ use crate::source::postgres::catalog::{
 use crate::source::postgres::conninfo::{db_error, ConnInfo};
 use crate::source::postgres::tools;
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Options of a database restore.
@@ -328,21 +328,12 @@ fn run_pg_restore(
     pgoptions.push_str(" -c maintenance_work_mem=256MB -c synchronous_commit=off");
     cmd.arg(archive)
         .envs(info.tool_env())
-        .env("PGOPTIONS", pgoptions.trim())
-        .stdin(Stdio::null());
-    let out = cmd
-        .output()
-        .map_err(|e| Error::io(format!("cannot run {}", pg_restore.display()), e))?;
-    if !out.status.success() {
-        return Err(Error::new(
-            ErrorKind::Target,
-            format!(
-                "pg_restore --section={section} failed ({}): {}",
-                out.status,
-                tools::tail(&out.stderr)
-            ),
-        ));
-    }
+        .env("PGOPTIONS", pgoptions.trim());
+    tools::run(
+        cmd,
+        &format!("pg_restore --section={section}"),
+        ErrorKind::Target,
+    )?;
     Ok(())
 }
 
@@ -447,11 +438,7 @@ fn replay_globals(repo: &Repository, g: &StreamRef, info: &ConnInfo) -> Result<(
         .filter(|s| !s.is_empty())
     {
         if let Err(e) = c.batch_execute(stmt) {
-            let msg = e
-                .as_db_error()
-                .map(|d| d.message().to_string())
-                .unwrap_or_default();
-            if !msg.contains("already exists") {
+            if e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) {
                 return Err(db_error("replaying roles and tablespaces", e));
             }
         }

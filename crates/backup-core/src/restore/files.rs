@@ -79,8 +79,15 @@ pub fn restore_files(
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
     let start = Instant::now();
-    let target =
-        std::path::absolute(&options.target).map_err(|e| target_err("bad target".into(), e))?;
+    let target = std::path::absolute(&options.target).map_err(|e| {
+        target_err(
+            format!(
+                "cannot resolve the target path {}",
+                options.target.display()
+            ),
+            e,
+        )
+    })?;
     if occupied(&target) && !options.overwrite {
         return Err(Error::new(
             ErrorKind::Target,

@@ -29,6 +29,13 @@ pub struct FileStats {
     pub symlinks: u64,
     /// Bytes of file content.
     pub bytes: u64,
+    /// Entries left out because they could not be read (`--skip-unreadable`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// One captured source.
@@ -154,6 +161,7 @@ impl Snapshot {
             t.dirs += f.stats.dirs;
             t.symlinks += f.stats.symlinks;
             t.bytes += f.stats.bytes;
+            t.skipped += f.stats.skipped;
         }
         t
     }

@@ -106,6 +106,27 @@ struct Entry {
     meta: Metadata,
 }
 
+/// An entry that cannot be read: fails the capture, or with
+/// `--skip-unreadable` is counted and recorded as a warning.
+fn unreadable(
+    msg: String,
+    options: &FilesOptions,
+    progress: &dyn Progress,
+    warnings: &mut Vec<String>,
+    skipped: &mut u64,
+) -> Result<()> {
+    if !options.skip_unreadable {
+        return Err(Error::new(
+            ErrorKind::Source,
+            format!("{msg}; fix its permissions, leave it out with --exclude, or pass --skip-unreadable"),
+        ));
+    }
+    progress.warn(&msg);
+    warnings.push(msg);
+    *skipped += 1;
+    Ok(())
+}
+
 /// Captures one tree (or file) into a component.
 pub fn capture_files(
     saver: &Saver,
@@ -116,6 +137,7 @@ pub fn capture_files(
 ) -> Result<FilesComponent> {
     let root = absolute_source(root)?;
     let excludes = build_excludes(&options.excludes)?;
+    let mut skipped = 0u64;
     let mut warnings = Vec::new();
     let mut entries = Vec::new();
     let walker = walkdir::WalkDir::new(&root)
@@ -131,16 +153,14 @@ pub fn capture_files(
                     .path()
                     .map(|p| p.display().to_string())
                     .unwrap_or_default();
-                let msg = format!("cannot read {path}: {e}");
-                if options.skip_unreadable {
-                    progress.warn(&msg);
-                    warnings.push(msg);
-                    continue;
-                }
-                return Err(Error::new(
-                    ErrorKind::Source,
-                    format!("{msg}; fix its permissions, leave it out with --exclude, or pass --skip-unreadable"),
-                ));
+                unreadable(
+                    format!("cannot read {path}: {e}"),
+                    options,
+                    progress,
+                    &mut warnings,
+                    &mut skipped,
+                )?;
+                continue;
             }
         };
         let abs = item.path().to_path_buf();
@@ -154,12 +174,14 @@ pub fn capture_files(
         let meta = match item.metadata() {
             Ok(m) => m,
             Err(e) => {
-                let msg = format!("cannot stat {}: {e}", abs.display());
-                if options.skip_unreadable {
-                    warnings.push(msg);
-                    continue;
-                }
-                return Err(Error::new(ErrorKind::Source, msg));
+                unreadable(
+                    format!("cannot stat {}: {e}", abs.display()),
+                    options,
+                    progress,
+                    &mut warnings,
+                    &mut skipped,
+                )?;
+                continue;
             }
         };
         entries.push(Entry {
@@ -221,14 +243,7 @@ pub fn capture_files(
                 }
                 None => {
                     let msg = format!("cannot read {}: permission denied", e.abs.display());
-                    if !options.skip_unreadable {
-                        return Err(Error::new(
-                            ErrorKind::Source,
-                            format!("{msg}; fix its permissions, leave it out with --exclude, or pass --skip-unreadable"),
-                        ));
-                    }
-                    progress.warn(&msg);
-                    warnings.push(msg);
+                    unreadable(msg, options, progress, &mut warnings, &mut skipped)?;
                 }
             }
         } else {
@@ -239,6 +254,7 @@ pub fn capture_files(
             warnings.push(msg);
         }
     }
+    stats.skipped = skipped;
     let tree = save_tree(saver, &nodes)?;
     Ok(FilesComponent {
         path: root.to_string_lossy().into_owned(),

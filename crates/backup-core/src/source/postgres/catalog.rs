@@ -1,7 +1,7 @@
 //! Catalog queries: what a database holds.
 
 use super::conninfo::db_error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use postgres::Client;
 
 /// Quotes an identifier.
@@ -167,20 +167,29 @@ pub fn matviews(c: &mut Client) -> Result<Vec<(String, String, bool)>> {
         .collect())
 }
 
-fn grants(
-    c: &mut Client,
-    sql: &str,
-    param: &(dyn postgres::types::ToSql + Sync),
-) -> Result<Vec<crate::snapshot::Grant>> {
-    Ok(c.query(sql, &[param])
-        .map_err(|e| db_error("reading privileges", e))?
-        .iter()
-        .map(|r| crate::snapshot::Grant {
-            grantee: r.get(0),
-            privilege: r.get(1),
-            grantable: r.get(2),
-        })
-        .collect())
+/// Two columns that spell out an ACL: whether it is the default (`NULL`),
+/// and its entries as a JSON array of [`crate::snapshot::Grant`].
+fn acl_columns(acl: &str) -> String {
+    format!(
+        "{acl} IS NULL, (SELECT coalesce(json_agg(json_build_object(\
+           'grantee', CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)::text END, \
+           'privilege', a.privilege_type, 'grantable', a.is_grantable) \
+           ORDER BY pg_get_userbyid(a.grantee), a.privilege_type), '[]')::text FROM aclexplode({acl}) a)"
+    )
+}
+
+/// Reads the columns of [`acl_columns`] starting at `at`.
+fn acl_from_row(r: &postgres::Row, at: usize) -> Result<Option<Vec<crate::snapshot::Grant>>> {
+    if r.get::<_, bool>(at) {
+        return Ok(None);
+    }
+    let json: String = r.get(at + 1);
+    serde_json::from_str(&json).map(Some).map_err(|e| {
+        Error::new(
+            crate::error::ErrorKind::Source,
+            format!("unexpected privilege list from the server: {e}"),
+        )
+    })
 }
 
 /// A large object's oid, owner, privileges (`None`: default) and comment.
@@ -191,57 +200,33 @@ pub type LargeObjectInfo = (
     Option<String>,
 );
 
-/// Large objects with owner, privileges and comment.
+/// Large objects with owner, privileges and comment, in one query.
 pub fn large_object_details(c: &mut Client) -> Result<Vec<LargeObjectInfo>> {
+    let sql = format!(
+        "SELECT l.oid, pg_get_userbyid(l.lomowner)::text, obj_description(l.oid, 'pg_largeobject'), {} \
+         FROM pg_largeobject_metadata l ORDER BY l.oid",
+        acl_columns("l.lomacl")
+    );
     let rows = c
-        .query(
-            "SELECT l.oid, pg_get_userbyid(l.lomowner)::text, l.lomacl IS NULL, obj_description(l.oid, 'pg_largeobject') \
-             FROM pg_largeobject_metadata l ORDER BY l.oid",
-            &[],
-        )
+        .query(&sql, &[])
         .map_err(|e| db_error("listing large objects", e))?;
-    let mut out = Vec::new();
-    for r in rows {
-        let oid: u32 = r.get(0);
-        let acl = if r.get::<_, bool>(2) {
-            None
-        } else {
-            Some(grants(
-                c,
-                "SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)::text END, a.privilege_type, a.is_grantable \
-                 FROM pg_largeobject_metadata l, aclexplode(l.lomacl) a WHERE l.oid = $1 ORDER BY 1, 2",
-                &oid,
-            )?)
-        };
-        out.push((oid, r.get(1), acl, r.get(3)));
-    }
-    Ok(out)
+    rows.iter()
+        .map(|r| Ok((r.get(0), r.get(1), acl_from_row(r, 3)?, r.get(2))))
+        .collect()
 }
 
 /// Owner, privileges, settings, comment and connection limit of the
 /// current database.
 pub fn database_properties(c: &mut Client) -> Result<crate::snapshot::DatabaseProperties> {
+    let sql = format!(
+        "SELECT pg_get_userbyid(d.datdba)::text, d.datconnlimit, shobj_description(d.oid, 'pg_database'), {} \
+         FROM pg_database d WHERE d.datname = current_database()",
+        acl_columns("d.datacl")
+    );
     let r = c
-        .query_one(
-            "SELECT pg_get_userbyid(d.datdba)::text, d.datconnlimit, shobj_description(d.oid, 'pg_database'), d.datacl IS NULL \
-             FROM pg_database d WHERE d.datname = current_database()",
-            &[],
-        )
+        .query_one(&sql, &[])
         .map_err(|e| db_error("reading database properties", e))?;
-    let dbname: String = c
-        .query_one("SELECT current_database()::text", &[])
-        .map_err(|e| db_error("reading database name", e))?
-        .get(0);
-    let acl = if r.get::<_, bool>(3) {
-        None
-    } else {
-        Some(grants(
-            c,
-            "SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)::text END, a.privilege_type, a.is_grantable \
-             FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $1 ORDER BY 1, 2",
-            &dbname,
-        )?)
-    };
+    let acl = acl_from_row(&r, 3)?;
     let settings = c
         .query(
             "SELECT r.rolname::text, unnest(s.setconfig) FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole \

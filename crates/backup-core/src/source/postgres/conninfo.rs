@@ -302,33 +302,23 @@ fn redact_input(s: &str) -> String {
 
 /// Turns a driver error into a message that says what to do.
 pub fn connect_error(info: &ConnInfo, e: postgres::Error) -> Error {
-    let text = match e.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => {
-            let mut s = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(inner) = src {
-                s = format!("{s}: {inner}");
-                src = inner.source();
-            }
-            s
+    let text = error_text(&e);
+    use tokio_postgres::error::SqlState;
+    let hint = match e.code() {
+        Some(c) if *c == SqlState::INVALID_PASSWORD => {
+            "check the password (PGPASSWORD, ~/.pgpass or password= in the connection string)"
         }
-    };
-    let hint = if text.contains("password authentication failed")
-        || text.contains("no password")
-        || text.contains("password missing")
-    {
-        "check the password (PGPASSWORD, ~/.pgpass or password= in the connection string)"
-    } else if text.contains("does not exist") {
-        "check the database and user names"
-    } else if text.contains("Connection refused")
-        || text.contains("No such file")
-        || text.contains("timed out")
-        || text.contains("error connecting")
-    {
-        "is the server running and reachable at that host and port?"
-    } else {
-        "check the connection string"
+        Some(c)
+            if *c == SqlState::INVALID_CATALOG_NAME
+                || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+        {
+            "check the database and user names (and pg_hba.conf)"
+        }
+        Some(_) => "check the connection string and the server's pg_hba.conf",
+        None if text.contains("password") => {
+            "give the password with PGPASSWORD, ~/.pgpass or password= in the connection string"
+        }
+        None => "is the server running and reachable at that host and port?",
     };
     Error::new(
         ErrorKind::Source,
@@ -339,27 +329,27 @@ pub fn connect_error(info: &ConnInfo, e: postgres::Error) -> Error {
     )
 }
 
+/// The server's message (with its detail) or the whole chain of a client
+/// error.
+pub fn error_text(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return match db.detail() {
+            Some(d) => format!("{} ({d})", db.message()),
+            None => db.message().to_string(),
+        };
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s = format!("{s}: {inner}");
+        src = inner.source();
+    }
+    s
+}
+
 /// Describes a driver error during work on a connection.
 pub fn db_error(context: impl std::fmt::Display, e: postgres::Error) -> Error {
-    let text = match e.as_db_error() {
-        Some(db) => {
-            let mut t = db.message().to_string();
-            if let Some(d) = db.detail() {
-                t.push_str(&format!(" ({d})"));
-            }
-            t
-        }
-        None => {
-            let mut s = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(inner) = src {
-                s = format!("{s}: {inner}");
-                src = inner.source();
-            }
-            s
-        }
-    };
-    Error::new(ErrorKind::Source, format!("{context}: {text}"))
+    Error::new(ErrorKind::Source, format!("{context}: {}", error_text(&e)))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub mod rows;
 pub mod tools;
 
 use self::catalog::{ident, literal, qualified, session_settings, ServerInfo, TableInfo};
-use self::conninfo::{db_error, ConnInfo};
+use self::conninfo::{db_error, error_text, ConnInfo};
 use self::rows::{add_digests, RowTap};
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::Progress;
@@ -27,6 +27,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
+use tokio_postgres::error::SqlState;
 
 /// Options of the PostgreSQL source.
 #[derive(Debug, Clone)]
@@ -163,10 +164,10 @@ pub fn capture_postgres(
     for t in &tables {
         let q = qualified(&t.schema, &t.name);
         coord.batch_execute(&format!("LOCK TABLE {q} IN ACCESS SHARE MODE")).map_err(|e| {
-            let text = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
-            let hint = if text.contains("lock timeout") {
+            let text = error_text(&e);
+            let hint = if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
                 format!("another session holds a conflicting lock on it for more than {:?}; retry later or raise --lock-timeout", options.lock_timeout)
-            } else if text.contains("permission denied") {
+            } else if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
                 "the role lacks SELECT on it: grant it (or use a role that can read every table)".to_string()
             } else {
                 "check the role's privileges".to_string()
@@ -376,11 +377,7 @@ impl Read for LoReader<'_> {
                 &[&self.oid, &self.offset, &want],
             )
             .map_err(|e| {
-                let msg = e
-                    .as_db_error()
-                    .map(|d| d.message().to_string())
-                    .unwrap_or_else(|| e.to_string());
-                std::io::Error::other(format!("large object {}: {msg}", self.oid))
+                std::io::Error::other(format!("large object {}: {}", self.oid, error_text(&e)))
             })?;
         let data: Vec<u8> = row.get(0);
         if data.len() < want as usize {
@@ -448,26 +445,12 @@ fn run_pg_dump(
 
 fn run_pg_dumpall(saver: &Saver, info: &ConnInfo, version_num: u32) -> Result<StreamRef> {
     let tool = tools::find_tool("pg_dumpall", tools::major(version_num))?;
-    let out = Command::new(&tool)
-        .args(["--globals-only", "--no-sync"])
+    let mut cmd = Command::new(&tool);
+    cmd.args(["--globals-only", "--no-sync"])
         .arg(format!("--dbname={}", info.libpq_string()))
-        .envs(info.tool_env())
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            Error::io(format!("cannot run {}", tool.display()), e).with_kind(ErrorKind::Source)
-        })?;
-    if !out.status.success() {
-        return Err(Error::new(
-            ErrorKind::Source,
-            format!(
-                "pg_dumpall --globals-only failed ({}): {}",
-                out.status,
-                tools::tail(&out.stderr)
-            ),
-        ));
-    }
-    Ok(saver.save_bytes(&out.stdout, BlobKind::Data)?.into())
+        .envs(info.tool_env());
+    let out = tools::run(cmd, "pg_dumpall --globals-only", ErrorKind::Source)?;
+    Ok(saver.save_bytes(&out, BlobKind::Data)?.into())
 }
 
 /// Facts about a server, for restores.

@@ -101,6 +101,23 @@ pub fn find_tool(name: &str, server_major: u32) -> Result<PathBuf> {
     })
 }
 
+/// Runs a client tool to completion; `what` names it in errors, `kind` is
+/// the error kind of a failure (source for captures, target for restores).
+/// Returns its standard output.
+pub fn run(mut cmd: Command, what: &str, kind: ErrorKind) -> Result<Vec<u8>> {
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::io(format!("cannot run {what}"), e).with_kind(kind))?;
+    if !out.status.success() {
+        return Err(Error::new(
+            kind,
+            format!("{what} failed ({}): {}", out.status, tail(&out.stderr)),
+        ));
+    }
+    Ok(out.stdout)
+}
+
 /// The last lines of a tool's stderr, for error messages.
 pub fn tail(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
