@@ -19,12 +19,31 @@ fn killed_create_leaves_no_snapshot_and_its_uploads_are_reused() {
     env.run(&["init", "--pack-size-mib", "2"]).ok();
     let snapshots = Path::new(&env.repo).join("snapshots");
     let mut rng = random_bytes(42, 64);
-    for round in 0..6 {
+    let stored_packs = || {
+        files_under(&Path::new(&env.repo).join("data"))
+            .iter()
+            .filter(|p| {
+                !p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".tmp-")
+            })
+            .count()
+    };
+    // Six kills at random moments, then (if none came late enough to leave
+    // a pack behind) later and later ones, so that reuse is really tested.
+    let mut round = 0;
+    while round < 6 || (stored_packs() == 0 && round < 16) {
         let mut child = env
             .cmd(&["create", "--quiet", "--files", src.to_str().unwrap()])
             .spawn()
             .unwrap();
-        let delay = 40 + (rng[round] as u64) * 3;
+        let delay = if round < 6 {
+            40 + (rng[round] as u64) * 3
+        } else {
+            400 * (round as u64 - 4)
+        };
+        round += 1;
         std::thread::sleep(Duration::from_millis(delay));
         let _ = child.kill(); // SIGKILL
         let status = child.wait().unwrap();
@@ -49,9 +68,8 @@ fn killed_create_leaves_no_snapshot_and_its_uploads_are_reused() {
     let created = env.create(&[&src], &[]);
     let total = created["bytes"].as_u64().unwrap();
     let new = created["new_bytes"].as_u64().unwrap();
-    if packs_before > 0 {
-        assert!(new < total, "uploaded packs were not reused: {created}");
-    }
+    assert!(packs_before > 0, "no kill left an uploaded pack behind");
+    assert!(new < total, "uploaded packs were not reused: {created}");
     env.run(&["verify", "--read-data"]).ok();
     let target = env.path("out");
     env.run(&["restore", "latest", "--target", target.to_str().unwrap()])

@@ -137,10 +137,9 @@ fn unreadable_source_files_fail_the_run_or_are_skipped_on_request() {
         ],
     );
     assert_eq!(r.code, 10, "{r:?}");
-    assert!(r.json()["warnings"][0]
-        .as_str()
-        .unwrap()
-        .contains("config/.env"));
+    let out = r.json();
+    assert!(out["warnings"][0].as_str().unwrap().contains("config/.env"));
+    assert_eq!(out["skipped"], 1, "{out}");
     assert_eq!(
         files_under(&Path::new(&env.repo).join("snapshots")).len(),
         1
@@ -202,4 +201,59 @@ fn full_disk_on_restore_leaves_the_target_untouched() {
     assert!(r.stderr.contains("No space left"), "{}", r.stderr);
     // Only the old target remains, with its content; no staging directory.
     assert_eq!(r.stdout.trim(), "out\nkeep", "{r:?}");
+}
+
+#[test]
+fn bad_bundles_and_missing_restore_targets_are_refused() {
+    let env = Env::local();
+    let src = env.path("tree");
+    fixture(&src);
+    env.init();
+    env.create(&[&src], &[]);
+    // Not a tar at all, and a tar that is not a bundle.
+    let junk = env.path("junk.tar");
+    std::fs::write(&junk, random_bytes(3, 10_000)).unwrap();
+    env.run(&["import", junk.to_str().unwrap()])
+        .fails(2, "not a valid bundle");
+    let plain = env.path("plain.tar");
+    let st = Command::new("tar")
+        .arg("-cf")
+        .arg(&plain)
+        .arg("-C")
+        .arg(&src)
+        .arg("web")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env.run(&["import", plain.to_str().unwrap()])
+        .fails(2, "not a valid bundle");
+    env.run(&["import", env.path("absent.tar").to_str().unwrap()])
+        .fails(2, "cannot open");
+    assert_eq!(
+        files_under(&Path::new(&env.repo).join("snapshots")).len(),
+        1
+    );
+    // Restores need a target, and --replace belongs to databases.
+    env.run(&["restore", "latest"])
+        .fails(2, "say where to restore");
+    env.run(&[
+        "restore",
+        "latest",
+        "--target",
+        env.path("t").to_str().unwrap(),
+        "--replace",
+    ])
+    .fails(2, "--overwrite");
+    assert!(!env.path("t").exists());
+    // An export into a missing directory fails and leaves nothing.
+    env.run(&[
+        "export",
+        "latest",
+        "-o",
+        env.path("no/such/dir/b.tar").to_str().unwrap(),
+    ])
+    .fails(9, "cannot create a file");
+    // A snapshot without a database cannot be restored to PostgreSQL.
+    env.run(&["restore", "latest", "--postgres-target", "dbname=x"])
+        .fails(2, "holds no database");
 }

@@ -34,7 +34,8 @@ fn connection_faults_fail_with_exit_8_and_write_nothing() {
         &base("user=postgres dbname=no_such_db"),
     ])
     .fails(8, "no_such_db")
-    .fails(8, "does not exist");
+    .fails(8, "does not exist")
+    .fails(8, "check the database and user names");
     assert_nothing_written(&env, 0);
     env.run(&[
         "create",
@@ -42,7 +43,8 @@ fn connection_faults_fail_with_exit_8_and_write_nothing() {
         &base("user=no_such_role dbname=dms"),
     ])
     .fails(8, "no_such_role")
-    .fails(8, "does not exist");
+    .fails(8, "does not exist")
+    .fails(8, "check the database and user names");
     assert_nothing_written(&env, 0);
 
     // Password authentication for one role (the cluster trusts everyone else).
@@ -68,7 +70,8 @@ fn connection_faults_fail_with_exit_8_and_write_nothing() {
             "--postgres",
             &base(&format!("user=secure_user dbname=dms password={secret}")),
         ])
-        .fails(8, "password authentication failed");
+        .fails(8, "password authentication failed")
+        .fails(8, "check the password");
     assert!(
         !r.stderr.contains(secret) && !r.stdout.contains(secret),
         "{r:?}"
@@ -88,7 +91,7 @@ fn connection_faults_fail_with_exit_8_and_write_nothing() {
             .output()
             .unwrap(),
     );
-    no_password.fails(8, "password");
+    no_password.fails(8, "give the password with PGPASSWORD");
     assert_nothing_written(&env, 0);
 
     // The right password works and is stored nowhere.
