@@ -55,8 +55,50 @@ pub struct PackedBlob {
 /// Size of one header entry: type, compression, stored length, raw length, id.
 pub const HEADER_ENTRY_LEN: usize = 1 + 1 + 4 + 4 + 32;
 
-/// Compresses (when that saves space) and seals a blob's plaintext.
-/// Returns the sealed bytes and whether they are compressed.
+/// What a blob holds, as far as compression is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Content {
+    /// Anything: the level's own zstd parameters.
+    #[default]
+    General,
+    /// Rows of text (`COPY` output): short repeats of a few bytes are not
+    /// worth a match there, so matches shorter than 7 bytes are skipped,
+    /// which both shrinks the output and speeds zstd up on such data.
+    Rows,
+}
+
+/// A reusable zstd context with the repository's level: one per thread,
+/// so that tables are not allocated again for every blob.
+pub struct BlobEncoder {
+    general: zstd::bulk::Compressor<'static>,
+    rows: zstd::bulk::Compressor<'static>,
+}
+
+impl BlobEncoder {
+    /// An encoder at `level`.
+    pub fn new(level: i32) -> std::io::Result<BlobEncoder> {
+        let general = zstd::bulk::Compressor::new(level)?;
+        let mut rows = zstd::bulk::Compressor::new(level)?;
+        rows.set_parameter(zstd::zstd_safe::CParameter::MinMatch(7))?;
+        Ok(BlobEncoder { general, rows })
+    }
+
+    /// Compresses (when that saves space) and seals a blob's plaintext.
+    /// Returns the sealed bytes and whether they are compressed.
+    pub fn encode(&mut self, cipher: &Cipher, plain: &[u8], content: Content) -> (Vec<u8>, bool) {
+        let z = match content {
+            Content::General => &mut self.general,
+            Content::Rows => &mut self.rows,
+        };
+        match z.compress(plain).ok() {
+            Some(c) if c.len() + 16 < plain.len() => (cipher.seal(&c), true),
+            _ => (cipher.seal(plain), false),
+        }
+    }
+}
+
+/// Compresses (when that saves space) and seals a blob's plaintext with a
+/// one-off context. Returns the sealed bytes and whether they are compressed.
 pub fn encode_blob(cipher: &Cipher, plain: &[u8], level: i32) -> (Vec<u8>, bool) {
     let compressed = zstd::bulk::compress(plain, level).ok();
     match compressed {

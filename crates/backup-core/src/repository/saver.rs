@@ -7,7 +7,7 @@
 //! packs). Channels are bounded, so memory stays flat whatever the input.
 
 use super::index::{IndexFile, IndexPack};
-use super::pack::{encode_blob, BlobKind, PackBuilder, PackedBlob};
+use super::pack::{BlobEncoder, BlobKind, Content, PackBuilder, PackedBlob};
 use super::Repository;
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -50,6 +50,7 @@ pub struct StoredStream {
 struct Job {
     id: Id,
     kind: BlobKind,
+    content: Content,
     data: Vec<u8>,
 }
 
@@ -120,7 +121,10 @@ impl Saver {
             let rx = job_rx.clone();
             let tx = sealed_tx.clone();
             let repo = repo.clone();
-            threads.push(std::thread::spawn(move || compress_worker(repo, rx, tx)));
+            let shared = shared.clone();
+            threads.push(std::thread::spawn(move || {
+                compress_worker(repo, rx, tx, shared)
+            }));
         }
         drop(sealed_tx);
         {
@@ -154,6 +158,16 @@ impl Saver {
 
     /// Adds one blob; returns its id and whether it was new.
     pub fn add(&self, kind: BlobKind, data: Vec<u8>) -> Result<(Id, bool)> {
+        self.add_content(kind, Content::General, data)
+    }
+
+    /// Adds one blob, saying what it holds; returns its id and whether it was new.
+    pub fn add_content(
+        &self,
+        kind: BlobKind,
+        content: Content,
+        data: Vec<u8>,
+    ) -> Result<(Id, bool)> {
         self.check()?;
         let id = self.repo.cipher().blob_id(&data);
         let len = data.len() as u64;
@@ -170,7 +184,15 @@ impl Saver {
         }
         if is_new {
             let tx = self.jobs.as_ref().expect("saver is running");
-            if tx.send(Job { id, kind, data }).is_err() {
+            if tx
+                .send(Job {
+                    id,
+                    kind,
+                    content,
+                    data,
+                })
+                .is_err()
+            {
                 self.check()?;
                 return Err(Error::new(
                     crate::ErrorKind::Interrupted,
@@ -187,6 +209,18 @@ impl Saver {
         &self,
         reader: R,
         kind: BlobKind,
+        on_bytes: impl FnMut(u64),
+    ) -> std::result::Result<StoredStream, StreamError> {
+        self.save_content(reader, kind, Content::General, on_bytes)
+    }
+
+    /// Like [`Saver::save_reader`], saying what the stream holds, so that
+    /// compression can suit it.
+    pub fn save_content<R: Read>(
+        &self,
+        reader: R,
+        kind: BlobKind,
+        content: Content,
         mut on_bytes: impl FnMut(u64),
     ) -> std::result::Result<StoredStream, StreamError> {
         let p = self.repo.config().chunker;
@@ -208,7 +242,9 @@ impl Saver {
             hasher.update(&chunk.data);
             out.size += chunk.data.len() as u64;
             on_bytes(chunk.data.len() as u64);
-            let (id, _) = self.add(kind, chunk.data).map_err(StreamError::Repo)?;
+            let (id, _) = self
+                .add_content(kind, content, chunk.data)
+                .map_err(StreamError::Repo)?;
             out.blobs.push(id);
         }
         out.sha256 = hex::encode(hasher.finalize());
@@ -305,10 +341,17 @@ pub enum StreamError {
     Repo(Error),
 }
 
-fn compress_worker(repo: Repository, rx: Receiver<Job>, tx: Sender<Sealed>) {
+fn compress_worker(repo: Repository, rx: Receiver<Job>, tx: Sender<Sealed>, shared: Arc<Shared>) {
     let level = repo.config().compression_level;
+    let mut encoder = match BlobEncoder::new(level) {
+        Ok(e) => e,
+        Err(e) => {
+            shared.fail(Error::io("setting up zstd", e));
+            return;
+        }
+    };
     for job in rx {
-        let (sealed, compressed) = encode_blob(repo.cipher(), &job.data, level);
+        let (sealed, compressed) = encoder.encode(repo.cipher(), &job.data, job.content);
         let s = Sealed {
             id: job.id,
             kind: job.kind,

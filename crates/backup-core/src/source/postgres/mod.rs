@@ -18,7 +18,7 @@ use self::conninfo::{db_error, error_text, ConnInfo};
 use self::rows::{add_digests, RowTap};
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::Progress;
-use crate::repository::{BlobKind, Saver, StoredStream, StreamError};
+use crate::repository::{BlobKind, Content, Saver, StoredStream, StreamError};
 use crate::snapshot::{
     Extension, LargeObject, MatView, PostgresComponent, SequenceValue, StreamRef, TableData,
     TableStream,
@@ -338,7 +338,7 @@ fn read_job(
         .map_err(|e| db_error(format!("reading {what}"), e))?;
     let mut tap = RowTap::new(reader);
     let stored = saver
-        .save_reader(&mut tap, BlobKind::Data, |n| progress.inc(n))
+        .save_content(&mut tap, BlobKind::Data, Content::Rows, |n| progress.inc(n))
         .map_err(stream_err(&what))?;
     if tap.digest.has_partial_row() {
         return Err(Error::new(

@@ -4,7 +4,7 @@
 //! whatever the physical row order.
 
 use std::io::Read;
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 /// Running row count and digest of a text COPY stream.
 #[derive(Clone)]
@@ -29,10 +29,17 @@ impl Default for RowDigest {
 impl RowDigest {
     /// Feeds bytes of the stream.
     pub fn update(&mut self, mut data: &[u8]) {
-        while let Some(i) = memchr(b'\n', data) {
-            self.current.update(&data[..i]);
-            self.sum = self.sum.wrapping_add(self.current.digest128());
-            self.current.reset();
+        while let Some(i) = memchr::memchr(b'\n', data) {
+            let row = if self.open {
+                self.current.update(&data[..i]);
+                let d = self.current.digest128();
+                self.current.reset();
+                d
+            } else {
+                // The whole row is in this buffer: hash it in one go.
+                xxh3_128(&data[..i])
+            };
+            self.sum = self.sum.wrapping_add(row);
             self.rows += 1;
             self.open = false;
             data = &data[i + 1..];
@@ -64,10 +71,6 @@ pub fn add_digests(a: &str, b: &str) -> String {
     let pa = u128::from_str_radix(a, 16).unwrap_or(0);
     let pb = u128::from_str_radix(b, 16).unwrap_or(0);
     format!("{:032x}", pa.wrapping_add(pb))
-}
-
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|b| *b == needle)
 }
 
 /// A reader that feeds everything it reads into a [`RowDigest`].
