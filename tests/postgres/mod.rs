@@ -15,3 +15,4 @@ mod replace;
 mod round_trip;
 mod split;
 mod support;
+mod unchanged;

@@ -4,7 +4,9 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::{Lock, Repository, Saver};
-use crate::snapshot::{list_snapshots, load_tree, save_snapshot, Component, Snapshot};
+use crate::snapshot::{
+    list_snapshots, load_tree, save_snapshot, Component, PostgresComponent, Snapshot,
+};
 use crate::source::files::{absolute_source, build_excludes, capture_files, FilesOptions, Parent};
 use crate::source::postgres::conninfo::ConnInfo;
 use crate::source::postgres::{capture_postgres, PostgresOptions};
@@ -63,17 +65,35 @@ fn check_overlaps(roots: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// For each root, the listing of the newest snapshot from this host that
-/// captured it (the snapshots are read once for all roots).
-fn find_parents(repo: &Repository, host: &str, roots: &[PathBuf]) -> Vec<Option<Parent>> {
-    let snaps: Vec<Snapshot> = list_snapshots(repo)
-        .map(|v| {
-            v.into_iter()
-                .filter_map(|(_, s)| s.ok())
-                .filter(|s| s.host == host)
-                .collect()
+/// Every readable snapshot, oldest first (read once for all parent look-ups).
+fn earlier_snapshots(repo: &Repository) -> Vec<Snapshot> {
+    list_snapshots(repo)
+        .map(|v| v.into_iter().filter_map(|(_, s)| s.ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Every captured database, newest first.
+fn postgres_parents(snaps: &[Snapshot]) -> Vec<&PostgresComponent> {
+    snaps
+        .iter()
+        .rev()
+        .flat_map(|s| s.components.iter())
+        .filter_map(|c| match c {
+            Component::Postgres(p) => Some(p.as_ref()),
+            Component::Files(_) => None,
         })
-        .unwrap_or_default();
+        .collect()
+}
+
+/// For each root, the listing of the newest snapshot from this host that
+/// captured it.
+fn find_parents(
+    repo: &Repository,
+    snaps: &[Snapshot],
+    host: &str,
+    roots: &[PathBuf],
+) -> Vec<Option<Parent>> {
+    let snaps: Vec<&Snapshot> = snaps.iter().filter(|s| s.host == host).collect();
     roots
         .iter()
         .map(|root| {
@@ -132,14 +152,27 @@ pub fn create_snapshot(
     };
     let saver = Saver::new(repo, workers);
     let mut snap = Snapshot::new(options.tags.clone(), options.label.clone());
+    // --force reads everything again: no parent at all.
+    let earlier = if options.files_options.force {
+        Vec::new()
+    } else {
+        earlier_snapshots(repo)
+    };
+    let db_parents = postgres_parents(&earlier);
     for conn in &options.postgres {
-        let c = capture_postgres(&saver, conn, &options.postgres_options, progress)?;
+        let c = capture_postgres(
+            &saver,
+            conn,
+            &options.postgres_options,
+            &db_parents,
+            progress,
+        )?;
         snap.components.push(Component::Postgres(Box::new(c)));
     }
     let parents = if options.files_options.force {
         vec![None; roots.len()]
     } else {
-        find_parents(repo, &snap.host, &roots)
+        find_parents(repo, &earlier, &snap.host, &roots)
     };
     for (root, parent) in roots.iter().zip(&parents) {
         let c = capture_files(

@@ -30,7 +30,7 @@ pub struct Args {
     /// Seconds to wait for a table lock before failing.
     #[arg(long, default_value_t = 10)]
     lock_timeout: u64,
-    /// Read every file again, even those unchanged since the previous snapshot.
+    /// Read every file and table again, even those unchanged since the previous snapshot.
     #[arg(long)]
     force: bool,
     /// Leave out paths matching this glob (repeatable); without `/` it matches names anywhere.
@@ -90,6 +90,7 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
             "bytes": stats.bytes,
             "databases": snap.databases().map(|d| serde_json::json!({
                 "database": d.database, "tables": d.tables.len(), "rows": d.rows(), "bytes": d.bytes(),
+                "parts": d.parts(), "reused_parts": d.reused_parts,
             })).collect::<Vec<_>>(),
             "skipped": stats.skipped,
             "bytes_read": snap.summary.bytes_read,
@@ -108,12 +109,14 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
         }
         for d in snap.databases() {
             out.say(format!(
-                "database {}: {} tables, {} rows, {} of data (PostgreSQL {})",
+                "database {}: {} tables, {} rows, {} of data (PostgreSQL {}); {} of {} table parts unchanged since the last capture, reused unread",
                 d.database,
                 d.tables.len(),
                 d.rows(),
                 human_bytes(d.bytes()),
-                d.server_version
+                d.server_version,
+                d.reused_parts,
+                d.parts()
             ));
         }
         out.say(format!(

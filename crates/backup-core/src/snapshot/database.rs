@@ -27,6 +27,10 @@ pub struct TableStream {
     pub rows: u64,
     /// Order-independent row digest of this part (hex).
     pub digest: String,
+    /// Summary of the part's tuple identities (`rows:sum`), which proves
+    /// the part unchanged at the next capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuples: Option<String>,
     /// The text COPY stream.
     pub data: StreamRef,
 }
@@ -40,6 +44,12 @@ pub struct TableData {
     pub name: String,
     /// Columns in the COPY stream, in order.
     pub columns: Vec<String>,
+    /// The table's oid at capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oid: Option<u32>,
+    /// Hash of the table's column definitions at capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
     /// Rows in all parts.
     pub rows: u64,
     /// Bytes of COPY text in all parts.
@@ -178,12 +188,27 @@ pub struct PostgresComponent {
     /// Owner, privileges, settings and comment of the database itself.
     #[serde(default)]
     pub properties: DatabaseProperties,
+    /// What ties tuple identities to content (cluster, timeline, database,
+    /// versions, settings, enum labels), when the server could tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// 64-bit transaction id horizon of the capture's snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xid: Option<u64>,
+    /// Table parts reused unread from the parent capture.
+    #[serde(default)]
+    pub reused_parts: u64,
 }
 
 impl PostgresComponent {
     /// Total rows.
     pub fn rows(&self) -> u64 {
         self.tables.iter().map(|t| t.rows).sum()
+    }
+
+    /// Table parts (whole tables, or page ranges of large ones).
+    pub fn parts(&self) -> u64 {
+        self.tables.iter().map(|t| t.streams.len() as u64).sum()
     }
 
     /// Total bytes of table data and large objects.

@@ -88,6 +88,8 @@ pub struct TableInfo {
     pub columns: Vec<String>,
     /// The table's oid.
     pub oid: u32,
+    /// Hash of its column definitions (number, name, type, modifier, generated, dropped).
+    pub layout: String,
     /// Size of the main fork in bytes (filled in once the table is locked).
     pub bytes: i64,
     /// Block size.
@@ -104,7 +106,11 @@ pub fn tables(c: &mut Client) -> Result<Vec<TableInfo>> {
     let sql = format!(
         "SELECT n.nspname::text, c.relname::text, c.oid, current_setting('block_size')::int8, \
                 ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 \
-                      AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum) \
+                      AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum), \
+                coalesce((SELECT md5(string_agg(a.attnum::text || ':' || a.attname::text || ':' || a.atttypid::text || ':' \
+                                                || a.atttypmod::text || ':' || a.attgenerated::text || ':' || a.attisdropped::text, ',' \
+                                                ORDER BY a.attnum)) \
+                          FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0), '') \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relkind = 'r' AND {USER_OBJECTS} ORDER BY n.nspname, c.relname"
     );
@@ -120,6 +126,7 @@ pub fn tables(c: &mut Client) -> Result<Vec<TableInfo>> {
             bytes: 0,
             block_size: r.get(3),
             columns: r.get(4),
+            layout: r.get(5),
         })
         .collect())
 }

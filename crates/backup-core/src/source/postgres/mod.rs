@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod conninfo;
 pub mod rows;
 pub mod tools;
+pub mod unchanged;
 
 use self::catalog::{ident, literal, qualified, session_settings, ServerInfo, TableInfo};
 use self::conninfo::{db_error, error_text, ConnInfo};
@@ -136,11 +137,13 @@ fn copy_statement(t: &TableInfo, first: Option<u32>, end: Option<u32>) -> String
     }
 }
 
-/// Captures one database into a component.
+/// Captures one database into a component. `parents` are earlier captures,
+/// newest first: table parts they prove unchanged are reused unread.
 pub fn capture_postgres(
     saver: &Saver,
     conn: &str,
     options: &PostgresOptions,
+    parents: &[&PostgresComponent],
     progress: &dyn Progress,
 ) -> Result<PostgresComponent> {
     let info = ConnInfo::parse(conn)?;
@@ -180,6 +183,10 @@ pub fn capture_postgres(
         .query_one("SELECT pg_export_snapshot()", &[])
         .map_err(|e| db_error("exporting the snapshot", e))?
         .get(0);
+    let identity = unchanged::identity(&mut coord, &server, &settings);
+    let parent = identity
+        .as_ref()
+        .and_then(|i| unchanged::pick_parent(parents, i));
     let sequences_list = catalog::sequences(&mut coord)?;
     let matviews = catalog::matviews(&mut coord)?;
     let los = catalog::large_object_details(&mut coord)?;
@@ -190,7 +197,13 @@ pub fn capture_postgres(
 
     // DDL, read by pg_dump under the same snapshot, in parallel with the data.
     let jobs = plan_jobs(&tables, options.split_bytes, server.version_num);
-    let results: Mutex<Vec<(usize, TableStream)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, TableStream, bool)>> = Mutex::new(Vec::new());
+    let reader = JobReader {
+        saver,
+        parent,
+        summarise: identity.is_some(),
+        progress,
+    };
     let (schema, data) = std::thread::scope(|s| {
         let dump = s.spawn(|| run_pg_dump(saver, &pg_dump, &info, &snapshot_id, options));
         let data = crate::parallel::for_each_parallel(
@@ -198,8 +211,8 @@ pub fn capture_postgres(
             options.jobs,
             || start_worker(&info, &snapshot_id, &settings),
             |client, job| {
-                let ts = read_job(saver, client, &tables[job.table], job, progress)?;
-                results.lock().expect("lock").push((job.table, ts));
+                let (ts, reused) = reader.read(client, &tables[job.table], job)?;
+                results.lock().expect("lock").push((job.table, ts, reused));
                 Ok(())
             },
         );
@@ -259,8 +272,10 @@ pub fn capture_postgres(
         .map_err(|e| db_error("finishing the capture transaction", e))?;
 
     let mut per_table: Vec<Vec<TableStream>> = vec![Vec::new(); tables.len()];
-    for (i, ts) in results.into_inner().expect("lock") {
+    let mut reused_parts = 0;
+    for (i, ts, reused) in results.into_inner().expect("lock") {
         per_table[i].push(ts);
+        reused_parts += reused as u64;
     }
     let tables_out = tables
         .iter()
@@ -271,6 +286,8 @@ pub fn capture_postgres(
                 schema: t.schema.clone(),
                 name: t.name.clone(),
                 columns: t.columns.clone(),
+                oid: Some(t.oid),
+                layout: Some(t.layout.clone()),
                 rows: streams.iter().map(|s| s.rows).sum(),
                 bytes: streams.iter().map(|s| s.data.size).sum(),
                 digest: streams
@@ -312,6 +329,9 @@ pub fn capture_postgres(
                 populated,
             })
             .collect(),
+        identity: identity.as_ref().map(|i| i.id.clone()),
+        xid: identity.as_ref().map(|i| i.xid),
+        reused_parts,
     })
 }
 
@@ -325,34 +345,72 @@ fn start_worker(info: &ConnInfo, snapshot_id: &str, settings: &str) -> Result<po
     Ok(c)
 }
 
-fn read_job(
-    saver: &Saver,
-    client: &mut postgres::Client,
-    t: &TableInfo,
-    job: &Job,
-    progress: &dyn Progress,
-) -> Result<TableStream> {
-    let what = format!("table {}.{}", t.schema, t.name);
-    let reader = client
-        .copy_out(&copy_statement(t, job.first_page, job.end_page))
-        .map_err(|e| db_error(format!("reading {what}"), e))?;
-    let mut tap = RowTap::new(reader);
-    let stored = saver
-        .save_content(&mut tap, BlobKind::Data, Content::Rows, |n| progress.inc(n))
-        .map_err(stream_err(&what))?;
-    if tap.digest.has_partial_row() {
-        return Err(Error::new(
-            ErrorKind::Source,
-            format!("the COPY stream of {what} ended in the middle of a row"),
-        ));
+/// Reads table parts: reused from the parent when their tuples prove them
+/// unchanged, else through `COPY`.
+struct JobReader<'a> {
+    saver: &'a Saver,
+    parent: Option<&'a PostgresComponent>,
+    /// Whether tuple summaries can be taken (and stored for the next run).
+    summarise: bool,
+    progress: &'a dyn Progress,
+}
+
+impl JobReader<'_> {
+    /// The part's stream and whether it was reused.
+    fn read(
+        &self,
+        client: &mut postgres::Client,
+        t: &TableInfo,
+        job: &Job,
+    ) -> Result<(TableStream, bool)> {
+        let tuples = if self.summarise {
+            Some(unchanged::tuple_summary(
+                client,
+                t,
+                job.first_page,
+                job.end_page,
+            )?)
+        } else {
+            None
+        };
+        if let Some(summary) = &tuples {
+            if let Some(old) =
+                unchanged::reusable(self.parent, t, job.first_page, job.end_page, summary)
+            {
+                let index = self.saver.index();
+                if old.data.blobs.iter().all(|b| index.contains(b)) {
+                    self.progress.inc(old.data.size);
+                    return Ok((old.clone(), true));
+                }
+            }
+        }
+        let what = format!("table {}.{}", t.schema, t.name);
+        let reader = client
+            .copy_out(&copy_statement(t, job.first_page, job.end_page))
+            .map_err(|e| db_error(format!("reading {what}"), e))?;
+        let mut tap = RowTap::new(reader);
+        let stored = self
+            .saver
+            .save_content(&mut tap, BlobKind::Data, Content::Rows, |n| {
+                self.progress.inc(n)
+            })
+            .map_err(stream_err(&what))?;
+        if tap.digest.has_partial_row() {
+            return Err(Error::new(
+                ErrorKind::Source,
+                format!("the COPY stream of {what} ended in the middle of a row"),
+            ));
+        }
+        let ts = TableStream {
+            first_page: job.first_page,
+            end_page: job.end_page,
+            rows: tap.digest.rows(),
+            digest: tap.digest.hex(),
+            tuples,
+            data: stored.into(),
+        };
+        Ok((ts, false))
     }
-    Ok(TableStream {
-        first_page: job.first_page,
-        end_page: job.end_page,
-        rows: tap.digest.rows(),
-        digest: tap.digest.hex(),
-        data: stored.into(),
-    })
 }
 
 struct LoReader<'a> {
