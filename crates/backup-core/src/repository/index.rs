@@ -64,6 +64,8 @@ pub struct BlobLocation {
     pub raw_length: u32,
     /// Whether compressed.
     pub compressed: bool,
+    /// Whether in column-major row layout.
+    pub rows: bool,
 }
 
 impl BlobLocation {
@@ -76,6 +78,7 @@ impl BlobLocation {
             length: self.length,
             raw_length: self.raw_length,
             compressed: self.compressed,
+            rows: self.rows,
         }
     }
 }
@@ -106,6 +109,7 @@ impl Index {
                 length: b.length,
                 raw_length: b.raw_length,
                 compressed: b.compressed,
+                rows: b.rows,
             });
         }
     }

@@ -7,6 +7,7 @@ mod lock;
 mod pack;
 mod reader;
 mod saver;
+mod transpose;
 
 pub use config::{ChunkerParams, Config, FORMAT_NAME, FORMAT_VERSION};
 pub use index::{BlobLocation, Index, IndexFile, IndexPack};

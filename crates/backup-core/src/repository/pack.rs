@@ -50,6 +50,59 @@ pub struct PackedBlob {
     pub raw_length: u32,
     /// Whether the sealed content is zstd-compressed.
     pub compressed: bool,
+    /// Whether the compressed content is in column-major row layout
+    /// (see [`super::transpose`]); only with `compressed`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rows: bool,
+}
+
+/// How a blob's plaintext is stored in its sealed bytes: the compression
+/// byte of a pack header entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    /// As is (`0`).
+    Stored,
+    /// zstd (`1`).
+    Zstd,
+    /// zstd of the column-major row layout (`2`).
+    ZstdRows,
+}
+
+impl Coding {
+    fn code(self) -> u8 {
+        match self {
+            Coding::Stored => 0,
+            Coding::Zstd => 1,
+            Coding::ZstdRows => 2,
+        }
+    }
+
+    fn from_code(c: u8) -> Result<Self> {
+        match c {
+            0 => Ok(Coding::Stored),
+            1 => Ok(Coding::Zstd),
+            2 => Ok(Coding::ZstdRows),
+            _ => Err(Error::corrupt(format!(
+                "unknown compression {c} in a pack header (written by a newer version?)"
+            ))),
+        }
+    }
+
+    /// The coding of `compressed` and `rows` flags.
+    pub fn of(compressed: bool, rows: bool) -> Coding {
+        match (compressed, rows) {
+            (false, _) => Coding::Stored,
+            (true, false) => Coding::Zstd,
+            (true, true) => Coding::ZstdRows,
+        }
+    }
+}
+
+impl PackedBlob {
+    /// How this blob is stored.
+    pub fn coding(&self) -> Coding {
+        Coding::of(self.compressed, self.rows)
+    }
 }
 
 /// Size of one header entry: type, compression, stored length, raw length, id.
@@ -84,26 +137,36 @@ impl BlobEncoder {
     }
 
     /// Compresses (when that saves space) and seals a blob's plaintext.
-    /// Returns the sealed bytes and whether they are compressed.
-    pub fn encode(&mut self, cipher: &Cipher, plain: &[u8], content: Content) -> (Vec<u8>, bool) {
+    /// Returns the sealed bytes and how they are coded. Rows are first
+    /// laid out column by column when they are regular enough.
+    pub fn encode(&mut self, cipher: &Cipher, plain: &[u8], content: Content) -> (Vec<u8>, Coding) {
+        if content == Content::Rows {
+            if let Some(t) = super::transpose::transpose(plain) {
+                if let Ok(c) = self.rows.compress(&t) {
+                    if c.len() + 16 < plain.len() {
+                        return (cipher.seal(&c), Coding::ZstdRows);
+                    }
+                }
+            }
+        }
         let z = match content {
             Content::General => &mut self.general,
             Content::Rows => &mut self.rows,
         };
         match z.compress(plain).ok() {
-            Some(c) if c.len() + 16 < plain.len() => (cipher.seal(&c), true),
-            _ => (cipher.seal(plain), false),
+            Some(c) if c.len() + 16 < plain.len() => (cipher.seal(&c), Coding::Zstd),
+            _ => (cipher.seal(plain), Coding::Stored),
         }
     }
 }
 
 /// Compresses (when that saves space) and seals a blob's plaintext with a
-/// one-off context. Returns the sealed bytes and whether they are compressed.
-pub fn encode_blob(cipher: &Cipher, plain: &[u8], level: i32) -> (Vec<u8>, bool) {
+/// one-off context. Returns the sealed bytes and how they are coded.
+pub fn encode_blob(cipher: &Cipher, plain: &[u8], level: i32) -> (Vec<u8>, Coding) {
     let compressed = zstd::bulk::compress(plain, level).ok();
     match compressed {
-        Some(c) if c.len() + 16 < plain.len() => (cipher.seal(&c), true),
-        _ => (cipher.seal(plain), false),
+        Some(c) if c.len() + 16 < plain.len() => (cipher.seal(&c), Coding::Zstd),
+        _ => (cipher.seal(plain), Coding::Stored),
     }
 }
 
@@ -116,11 +179,16 @@ pub fn decode_blob(
 ) -> Result<Vec<u8>> {
     let what = format!("blob {} in pack {}", blob.id.short(), pack);
     let opened = cipher.open(sealed, &what)?;
-    let plain = if blob.compressed {
-        zstd::bulk::decompress(&opened, blob.raw_length as usize)
-            .map_err(|e| Error::corrupt(format!("{what} does not decompress: {e}")))?
-    } else {
-        opened
+    let plain = match blob.coding() {
+        Coding::Stored => opened,
+        Coding::Zstd => zstd::bulk::decompress(&opened, blob.raw_length as usize)
+            .map_err(|e| Error::corrupt(format!("{what} does not decompress: {e}")))?,
+        Coding::ZstdRows => {
+            let t = zstd::bulk::decompress(&opened, blob.raw_length as usize + 12)
+                .map_err(|e| Error::corrupt(format!("{what} does not decompress: {e}")))?;
+            super::transpose::untranspose(&t)
+                .ok_or_else(|| Error::corrupt(format!("{what} has a damaged row layout")))?
+        }
     };
     if plain.len() != blob.raw_length as usize || cipher.blob_id(&plain) != blob.id {
         return Err(Error::corrupt(format!(
@@ -147,21 +215,15 @@ impl PackBuilder {
     }
 
     /// Appends a sealed blob.
-    pub fn add(
-        &mut self,
-        id: Id,
-        kind: BlobKind,
-        sealed: &[u8],
-        raw_length: u32,
-        compressed: bool,
-    ) {
+    pub fn add(&mut self, id: Id, kind: BlobKind, sealed: &[u8], raw_length: u32, coding: Coding) {
         self.blobs.push(PackedBlob {
             id,
             kind,
             offset: self.data.len() as u32,
             length: sealed.len() as u32,
             raw_length,
-            compressed,
+            compressed: coding != Coding::Stored,
+            rows: coding == Coding::ZstdRows,
         });
         self.data.extend_from_slice(sealed);
     }
@@ -182,7 +244,7 @@ impl PackBuilder {
         let mut header = Vec::with_capacity(self.blobs.len() * HEADER_ENTRY_LEN);
         for b in &self.blobs {
             header.push(b.kind.code());
-            header.push(u8::from(b.compressed));
+            header.push(b.coding().code());
             header.extend_from_slice(&b.length.to_le_bytes());
             header.extend_from_slice(&b.raw_length.to_le_bytes());
             header.extend_from_slice(&b.id.0);
@@ -212,13 +274,15 @@ pub fn parse_header(cipher: &Cipher, sealed_header: &[u8], pack: &Id) -> Result<
         let raw_length = u32::from_le_bytes(e[6..10].try_into().expect("4 bytes"));
         let mut id = [0u8; 32];
         id.copy_from_slice(&e[10..42]);
+        let coding = Coding::from_code(e[1])?;
         out.push(PackedBlob {
             id: Id(id),
             kind: BlobKind::from_code(e[0])?,
             offset,
             length,
             raw_length,
-            compressed: e[1] != 0,
+            compressed: coding != Coding::Stored,
+            rows: coding == Coding::ZstdRows,
         });
         offset = offset
             .checked_add(length)
@@ -263,10 +327,18 @@ mod tests {
             Cipher::encrypted(&MasterKey::generate()),
         ] {
             let mut pb = PackBuilder::default();
-            let plains: Vec<Vec<u8>> =
-                vec![vec![7u8; 5000], b"short".to_vec(), (0..=255).collect()];
+            let rows: Vec<u8> = (0..200)
+                .flat_map(|i| format!("{i}\tcustomer {i}\t2024-01-01\n").into_bytes())
+                .collect();
+            let plains: Vec<Vec<u8>> = vec![
+                vec![7u8; 5000],
+                b"short".to_vec(),
+                (0..=255).collect(),
+                rows,
+            ];
+            let mut encoder = BlobEncoder::new(3).unwrap();
             for p in &plains {
-                let (sealed, c) = encode_blob(&cipher, p, 3);
+                let (sealed, c) = encoder.encode(&cipher, p, Content::Rows);
                 pb.add(
                     cipher.blob_id(p),
                     BlobKind::Data,
@@ -280,6 +352,8 @@ mod tests {
             let parsed = parse_pack(&cipher, &bytes, &id).unwrap();
             assert_eq!(parsed, blobs);
             assert!(parsed[0].compressed);
+            assert!(!parsed[2].compressed);
+            assert_eq!(parsed[3].coding(), Coding::ZstdRows);
             for (b, p) in parsed.iter().zip(&plains) {
                 let s = &bytes[b.offset as usize..(b.offset + b.length) as usize];
                 assert_eq!(&decode_blob(&cipher, b, s, &id).unwrap(), p);

@@ -7,7 +7,7 @@
 //! packs). Channels are bounded, so memory stays flat whatever the input.
 
 use super::index::{IndexFile, IndexPack};
-use super::pack::{BlobEncoder, BlobKind, Content, PackBuilder, PackedBlob};
+use super::pack::{BlobEncoder, BlobKind, Coding, Content, PackBuilder, PackedBlob};
 use super::Repository;
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -59,7 +59,7 @@ struct Sealed {
     kind: BlobKind,
     sealed: Vec<u8>,
     raw_length: u32,
-    compressed: bool,
+    coding: Coding,
 }
 
 struct FinishedPack {
@@ -351,13 +351,13 @@ fn compress_worker(repo: Repository, rx: Receiver<Job>, tx: Sender<Sealed>, shar
         }
     };
     for job in rx {
-        let (sealed, compressed) = encoder.encode(repo.cipher(), &job.data, job.content);
+        let (sealed, coding) = encoder.encode(repo.cipher(), &job.data, job.content);
         let s = Sealed {
             id: job.id,
             kind: job.kind,
             sealed,
             raw_length: job.data.len() as u32,
-            compressed,
+            coding,
         };
         if tx.send(s).is_err() {
             return;
@@ -372,7 +372,7 @@ fn packer(repo: Repository, rx: Receiver<Sealed>, tx: Sender<FinishedPack>, shar
         if shared.failed() {
             continue;
         }
-        pack.add(s.id, s.kind, &s.sealed, s.raw_length, s.compressed);
+        pack.add(s.id, s.kind, &s.sealed, s.raw_length, s.coding);
         if pack.len() >= target {
             let full = std::mem::replace(
                 &mut pack,
