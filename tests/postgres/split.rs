@@ -68,6 +68,35 @@ fn a_table_read_in_page_ranges_restores_exactly() {
         &want,
         &fingerprint(&pg, "big_copy"),
     );
+    // One worker loads the split table whole, its parts one after another
+    // in one transaction.
+    env.run(&[
+        "restore",
+        &id,
+        "--postgres-target",
+        &pg.conninfo("big_serial"),
+        "--jobs",
+        "1",
+        "--quiet",
+    ])
+    .ok();
+    assert_same(
+        "the database restored by one worker differs from the source",
+        &want,
+        &fingerprint(&pg, "big_serial"),
+    );
+    // COPY FREEZE marks the pages all-frozen in the visibility map.
+    let frozen = pg.psql(
+        "big_serial",
+        "CREATE EXTENSION IF NOT EXISTS pg_visibility; \
+         SELECT all_frozen > 0 AND all_frozen = (pg_relation_size('public.events') / 8192) \
+         FROM pg_visibility_map_summary('public.events')",
+    );
+    assert_eq!(
+        frozen.trim(),
+        "t",
+        "the whole-table load should land frozen"
+    );
     env.run(&["verify", &id, "--restore-test", &pg.conninfo("postgres")])
         .ok();
 }

@@ -543,12 +543,24 @@ fn load_tables(
     jobs: usize,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let mut work: Vec<(&TableData, &TableStream)> = comp
-        .tables
-        .iter()
-        .flat_map(|t| t.streams.iter().map(move |s| (t, s)))
-        .collect();
-    work.sort_by_key(|w| std::cmp::Reverse(w.1.data.size));
+    // Whole tables, each in one transaction with FREEZE, unless one table
+    // is so large that loading its parts side by side is what keeps every
+    // worker busy.
+    let total: u64 = comp.tables.iter().map(|t| t.bytes).sum();
+    let largest = comp.tables.iter().map(|t| t.bytes).max().unwrap_or(0);
+    let whole = largest.saturating_mul(jobs as u64) <= total;
+    let mut work: Vec<(&TableData, Vec<&TableStream>)> = if whole {
+        comp.tables
+            .iter()
+            .map(|t| (t, t.streams.iter().collect()))
+            .collect()
+    } else {
+        comp.tables
+            .iter()
+            .flat_map(|t| t.streams.iter().map(move |s| (t, vec![s])))
+            .collect()
+    };
+    work.sort_by_key(|w| std::cmp::Reverse(w.1.iter().map(|s| s.data.size).sum::<u64>()));
     // Loads are verified before they commit and a failed restore drops the
     // database, so commits need not wait for the WAL flush.
     let settings = format!(
@@ -564,15 +576,18 @@ fn load_tables(
                 .map_err(|e| db_error("setting up a loader session", e))?;
             Ok(c)
         },
-        |client, (t, st)| load_stream(repo, client, t, st, progress),
+        |client, (t, parts)| load_parts(repo, client, t, parts, progress),
     )
 }
 
-fn load_stream(
+/// Loads some parts of a table; all of them (then in one transaction with
+/// FREEZE: the rows land frozen with hint bits set, so the index builds that
+/// follow do not rewrite every page) or one.
+fn load_parts(
     repo: &Repository,
     client: &mut postgres::Client,
     t: &TableData,
-    st: &TableStream,
+    parts: &[&TableStream],
     progress: &dyn Progress,
 ) -> Result<()> {
     let what = format!("table {}.{}", t.schema, t.name);
@@ -582,10 +597,7 @@ fn load_stream(
         .map(|c| ident(c))
         .collect::<Vec<_>>()
         .join(", ");
-    // A table loaded in one part is truncated and filled in one transaction
-    // with FREEZE: its rows land frozen with hint bits set, so the index
-    // builds that follow do not rewrite every page.
-    let freeze = t.streams.len() == 1;
+    let freeze = parts.len() == t.streams.len();
     if freeze {
         client
             .batch_execute(&format!(
@@ -594,38 +606,40 @@ fn load_stream(
             ))
             .map_err(|e| db_error(format!("preparing {what}"), e))?;
     }
-    let mut writer = client
-        .copy_in(&format!(
-            "COPY {}{} FROM STDIN{}",
-            qualified(&t.schema, &t.name),
-            column_list(&cols),
-            if freeze { " WITH (FREEZE)" } else { "" }
-        ))
-        .map_err(|e| db_error(format!("loading {what}"), e))?;
-    let mut stream = open_stream(repo, &st.data, format!("the data of {what}"));
     let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = stream
-            .read(&mut buf)
-            .map_err(|e| Error::corrupt(format!("reading the data of {what}: {e}")))?;
-        if n == 0 {
-            break;
+    for st in parts {
+        let mut writer = client
+            .copy_in(&format!(
+                "COPY {}{} FROM STDIN{}",
+                qualified(&t.schema, &t.name),
+                column_list(&cols),
+                if freeze { " WITH (FREEZE)" } else { "" }
+            ))
+            .map_err(|e| db_error(format!("loading {what}"), e))?;
+        let mut stream = open_stream(repo, &st.data, format!("the data of {what}"));
+        loop {
+            let n = stream
+                .read(&mut buf)
+                .map_err(|e| Error::corrupt(format!("reading the data of {what}: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            writer
+                .write_all(&buf[..n])
+                .map_err(|e| Error::new(ErrorKind::Target, format!("loading {what}: {e}")))?;
+            progress.inc(n as u64);
         }
-        writer
-            .write_all(&buf[..n])
-            .map_err(|e| Error::new(ErrorKind::Target, format!("loading {what}: {e}")))?;
-        progress.inc(n as u64);
-    }
-    // Check before the COPY commits: a damaged stream never lands.
-    stream.check()?;
-    let rows = writer
-        .finish()
-        .map_err(|e| db_error(format!("loading {what}"), e))?;
-    if rows != st.rows {
-        return Err(Error::corrupt(format!(
-            "{what}: loaded {rows} rows, the snapshot says {}",
-            st.rows
-        )));
+        // Check before the COPY commits: a damaged stream never lands.
+        stream.check()?;
+        let rows = writer
+            .finish()
+            .map_err(|e| db_error(format!("loading {what}"), e))?;
+        if rows != st.rows {
+            return Err(Error::corrupt(format!(
+                "{what}: loaded {rows} rows, the snapshot says {}",
+                st.rows
+            )));
+        }
     }
     if freeze {
         client
