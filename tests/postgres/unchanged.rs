@@ -108,3 +108,33 @@ fn unchanged_parts_are_reused_and_every_change_is_read_again() {
     assert_eq!(people.trim(), "fine 99");
     env.run(&["verify", "--read-data"]).ok();
 }
+
+#[test]
+fn without_access_to_the_control_data_every_table_is_read_and_the_capture_still_works() {
+    let pg = Postgres::start();
+    pg.psql("postgres", "CREATE DATABASE locked");
+    psql_file(
+        &pg,
+        "locked",
+        "CREATE TABLE public.t (id int PRIMARY KEY, v text);
+         INSERT INTO public.t SELECT g, 'v' || g FROM generate_series(1, 500) g;
+         CREATE ROLE reader LOGIN IN ROLE pg_read_all_data;
+         REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC;",
+    );
+    let conn = format!(
+        "host=127.0.0.1 port={} user=reader dbname=locked",
+        pg.port()
+    );
+    let env = Env::local();
+    env.init();
+    let first = create(&env, &[&conn], &[]);
+    let second = create(&env, &[&conn], &[]);
+    assert_eq!(reused(&first), (0, 1), "{first}");
+    assert_eq!(reused(&second), (0, 1), "{second}");
+    // The superuser may read it: from then on the table is reused.
+    let third = create(&env, &[&pg.conninfo("locked")], &[]);
+    let fourth = create(&env, &[&pg.conninfo("locked")], &[]);
+    assert_eq!(reused(&third), (0, 1), "{third}");
+    assert_eq!(reused(&fourth), (1, 1), "{fourth}");
+    restore_and_compare(&env, &pg, &id_of(&second), "locked_copy", "locked");
+}

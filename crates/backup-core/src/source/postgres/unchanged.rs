@@ -50,18 +50,33 @@ pub fn identity(c: &mut Client, server: &ServerInfo, settings: &str) -> Option<I
     if server.version_num < MIN_VERSION {
         return None;
     }
-    // pg_control_* may be revoked from the role: then nothing is reused.
-    let row = c
-        .query_one(
-            "SELECT s.system_identifier::text, k.timeline_id::int8, d.oid::int8, \
-                    pg_snapshot_xmin(pg_current_snapshot())::text::int8, \
-                    (SELECT coalesce(string_agg(e.enumtypid::text || ':' || e.enumsortorder::text || ':' || e.enumlabel, ',' \
-                                                ORDER BY e.enumtypid, e.enumsortorder), '') FROM pg_enum e) \
-             FROM pg_control_system() s, pg_control_checkpoint() k, pg_database d \
-             WHERE d.datname = current_database()",
-            &[],
-        )
-        .ok()?;
+    // pg_control_* may be revoked from the role: then nothing is reused. A
+    // failed query would abort the capture transaction, hence the savepoint.
+    c.batch_execute("SAVEPOINT backup_identity").ok()?;
+    let row = c.query_one(
+        "SELECT s.system_identifier::text, k.timeline_id::int8, d.oid::int8, \
+                pg_snapshot_xmin(pg_current_snapshot())::text::int8, \
+                (SELECT coalesce(string_agg(e.enumtypid::text || ':' || e.enumsortorder::text || ':' || e.enumlabel, ',' \
+                                            ORDER BY e.enumtypid, e.enumsortorder), '') FROM pg_enum e), \
+                to_regprocedure('pg_catalog.hashtidextended(tid,bigint)') IS NOT NULL \
+         FROM pg_control_system() s, pg_control_checkpoint() k, pg_database d \
+         WHERE d.datname = current_database()",
+        &[],
+    );
+    let row = match row {
+        Ok(row) => {
+            c.batch_execute("RELEASE SAVEPOINT backup_identity").ok()?;
+            row
+        }
+        Err(_) => {
+            c.batch_execute("ROLLBACK TO SAVEPOINT backup_identity")
+                .ok()?;
+            return None;
+        }
+    };
+    if !row.get::<_, bool>(5) {
+        return None;
+    }
     let mut h = Sha256::new();
     for part in [
         row.get::<_, String>(0),
