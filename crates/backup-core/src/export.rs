@@ -8,7 +8,9 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::progress::Progress;
-use crate::repository::{BlobKind, Lock, Repository, Saver, StreamError, StreamReader};
+use crate::repository::{
+    BlobKind, Content, Lock, Repository, Saver, StoredStream, StreamError, StreamReader,
+};
 use crate::snapshot::{
     load_tree, save_snapshot, save_tree, Component, FilesComponent, Node, NodeKind, Snapshot,
 };
@@ -316,6 +318,27 @@ pub fn import_bundle(
     let mut db_wanted: HashMap<String, crate::export_db::Member> = HashMap::new();
     let mut db_done: Vec<(crate::export_db::Member, Vec<Id>)> = Vec::new();
     let saver = Saver::new(repo, 0);
+    // Stores one member and checks it against the manifest's size and SHA-256.
+    let save_member = |entry: &mut tar::Entry<'_, _>,
+                       name: &str,
+                       content: Content,
+                       size: u64,
+                       sha256: Option<&String>|
+     -> Result<StoredStream> {
+        let stored = saver
+            .save_content(entry, BlobKind::Data, content, |n| progress.inc(n))
+            .map_err(|e| match e {
+                StreamError::Read(io) => bad(format!("reading {name}: {io}")),
+                StreamError::Repo(r) => r,
+            })?;
+        if Some(&stored.sha256) != sha256 || stored.size != size {
+            return Err(Error::corrupt(format!(
+                "{name} in {} does not match its SHA-256 in the manifest: the bundle is damaged",
+                bundle.display()
+            )));
+        }
+        Ok(stored)
+    };
     let entries = archive.entries().map_err(|e| bad(e.to_string()))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
@@ -378,18 +401,18 @@ pub fn import_bundle(
             .as_mut()
             .ok_or_else(|| bad("manifest.json must come before the files".into()))?;
         if let Some(member) = db_wanted.get(&name) {
-            let stored = saver
-                .save_reader(&mut entry, BlobKind::Data, |n| progress.inc(n))
-                .map_err(|e| match e {
-                    StreamError::Read(io) => bad(format!("reading {name}: {io}")),
-                    StreamError::Repo(r) => r,
-                })?;
-            if stored.sha256 != member.stream.sha256 || stored.size != member.stream.size {
-                return Err(Error::corrupt(format!(
-                    "{name} in {} does not match its SHA-256 in the manifest: the bundle is damaged",
-                    bundle.display()
-                )));
-            }
+            // Table parts keep the row layout they had in the repository.
+            let content = match member.slot {
+                crate::export_db::Slot::Table(..) => Content::Rows,
+                _ => Content::General,
+            };
+            let stored = save_member(
+                &mut entry,
+                &name,
+                content,
+                member.stream.size,
+                Some(&member.stream.sha256),
+            )?;
             computed.insert(name.clone(), stored.sha256);
             db_done.push((member.clone(), stored.blobs));
             continue;
@@ -400,19 +423,14 @@ pub fn import_bundle(
         let Some(&(ci, ni)) = wanted.get(&name) else {
             return Err(bad(format!("{name} is not in the manifest")));
         };
-        let stored = saver
-            .save_reader(&mut entry, BlobKind::Data, |n| progress.inc(n))
-            .map_err(|e| match e {
-                StreamError::Read(io) => bad(format!("reading {name}: {io}")),
-                StreamError::Repo(r) => r,
-            })?;
         let node = &mut m.listings[ci].nodes[ni];
-        if Some(&stored.sha256) != node.sha256.as_ref() || stored.size != node.size {
-            return Err(Error::corrupt(format!(
-                "{name} in {} does not match its SHA-256 in the manifest: the bundle is damaged",
-                bundle.display()
-            )));
-        }
+        let stored = save_member(
+            &mut entry,
+            &name,
+            Content::General,
+            node.size,
+            node.sha256.as_ref(),
+        )?;
         node.blobs = stored.blobs;
         computed.insert(name, stored.sha256);
     }

@@ -5,7 +5,7 @@
 
 use crate::snapshot::{Component, PostgresComponent, Snapshot, StreamRef};
 use crate::source::postgres::catalog::{
-    grant_statement, literal, property_statements, qualified, session_settings,
+    column_list, grant_statement, literal, property_statements, qualified, session_settings,
 };
 
 /// Which stream of a database component a bundle member holds.
@@ -135,17 +135,7 @@ pub fn scripts(snap: &Snapshot) -> Vec<(String, String)> {
             load.push_str(";\n");
         }
         for (ti, t) in db.tables.iter().enumerate() {
-            let cols = t
-                .columns
-                .iter()
-                .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let list = if cols.is_empty() {
-                String::new()
-            } else {
-                format!(" ({cols})")
-            };
+            let list = column_list(&t.columns);
             for si in 0..t.streams.len() {
                 load.push_str(&format!(
                     "\\copy {}{list} FROM '{}'\n",

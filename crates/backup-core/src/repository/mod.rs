@@ -14,8 +14,7 @@ pub use index::{BlobLocation, Index, IndexFile, IndexPack};
 pub use key::{open_master_key, KeyFile};
 pub use lock::Lock;
 pub use pack::{
-    decode_blob, encode_blob, parse_header, parse_pack, BlobEncoder, BlobKind, Content,
-    PackBuilder, PackedBlob,
+    decode_blob, parse_header, parse_pack, BlobEncoder, BlobKind, Content, PackBuilder, PackedBlob,
 };
 pub use reader::StreamReader;
 pub use saver::{SaveStats, Saver, StoredStream, StreamError};

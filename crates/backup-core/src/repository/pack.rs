@@ -83,7 +83,7 @@ impl Coding {
             1 => Ok(Coding::Zstd),
             2 => Ok(Coding::ZstdRows),
             _ => Err(Error::corrupt(format!(
-                "unknown compression {c} in a pack header (written by a newer version?)"
+                "unknown compression {c} in a pack header: the pack is damaged, or was written by a newer version of backup (upgrade to read it)"
             ))),
         }
     }
@@ -157,16 +157,6 @@ impl BlobEncoder {
             Some(c) if c.len() + 16 < plain.len() => (cipher.seal(&c), Coding::Zstd),
             _ => (cipher.seal(plain), Coding::Stored),
         }
-    }
-}
-
-/// Compresses (when that saves space) and seals a blob's plaintext with a
-/// one-off context. Returns the sealed bytes and how they are coded.
-pub fn encode_blob(cipher: &Cipher, plain: &[u8], level: i32) -> (Vec<u8>, Coding) {
-    let compressed = zstd::bulk::compress(plain, level).ok();
-    match compressed {
-        Some(c) if c.len() + 16 < plain.len() => (cipher.seal(&c), Coding::Zstd),
-        _ => (cipher.seal(plain), Coding::Stored),
     }
 }
 
@@ -357,6 +347,14 @@ mod tests {
             for (b, p) in parsed.iter().zip(&plains) {
                 let s = &bytes[b.offset as usize..(b.offset + b.length) as usize];
                 assert_eq!(&decode_blob(&cipher, b, s, &id).unwrap(), p);
+            }
+            if !cipher.is_encrypted() {
+                // The header is in the clear: an unknown compression code is refused.
+                let mut newer = bytes.clone();
+                let header_start = newer.len() - 4 - blobs.len() * HEADER_ENTRY_LEN;
+                newer[header_start + 1] = 3;
+                let e = parse_pack(&cipher, &newer, &id).unwrap_err();
+                assert!(e.to_string().contains("newer version"), "{e}");
             }
             let mut bad = bytes.clone();
             bad[3] ^= 0x40;

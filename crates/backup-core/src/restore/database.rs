@@ -591,12 +591,7 @@ fn load_parts(
     progress: &dyn Progress,
 ) -> Result<()> {
     let what = format!("table {}.{}", t.schema, t.name);
-    let cols = t
-        .columns
-        .iter()
-        .map(|c| ident(c))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = column_list(&t.columns);
     let freeze = parts.len() == t.streams.len();
     if freeze {
         client
@@ -612,7 +607,7 @@ fn load_parts(
             .copy_in(&format!(
                 "COPY {}{} FROM STDIN{}",
                 qualified(&t.schema, &t.name),
-                column_list(&cols),
+                cols,
                 if freeze { " WITH (FREEZE)" } else { "" }
             ))
             .map_err(|e| db_error(format!("loading {what}"), e))?;

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::PostgresComponent;
-use crate::source::postgres::catalog::{column_list, ident, qualified, session_settings};
+use crate::source::postgres::catalog::{column_list, qualified, session_settings};
 use crate::source::postgres::conninfo::{db_error, ConnInfo};
 use crate::source::postgres::rows::{add_digests, RowTap};
 use sha2::{Digest, Sha256};
@@ -82,17 +82,11 @@ fn compare(comp: &PostgresComponent, info: &ConnInfo, repo: &Repository) -> Resu
         .map_err(|e| db_error("setting up the session", e))?;
     let mut out = Vec::new();
     for t in &comp.tables {
-        let cols = t
-            .columns
-            .iter()
-            .map(|c| ident(c))
-            .collect::<Vec<_>>()
-            .join(", ");
         let reader = c
             .copy_out(&format!(
                 "COPY {}{} TO STDOUT",
                 qualified(&t.schema, &t.name),
-                column_list(&cols)
+                column_list(&t.columns)
             ))
             .map_err(|e| db_error(format!("reading back {}.{}", t.schema, t.name), e))?;
         let mut tap = RowTap::new(reader);

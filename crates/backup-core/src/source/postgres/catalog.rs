@@ -9,12 +9,21 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// ` (a, b, c)` for a COPY column list; empty for a table without columns.
-pub fn column_list(columns: &str) -> String {
+/// `"a", "b", "c"`: quoted column names joined by commas.
+pub fn quoted_columns(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// ` ("a", "b", "c")` for a COPY column list; empty for a table without columns.
+pub fn column_list(columns: &[String]) -> String {
     if columns.is_empty() {
         String::new()
     } else {
-        format!(" ({columns})")
+        format!(" ({})", quoted_columns(columns))
     }
 }
 

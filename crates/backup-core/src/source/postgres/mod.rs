@@ -14,7 +14,9 @@ pub mod rows;
 pub mod tools;
 pub mod unchanged;
 
-use self::catalog::{ident, literal, qualified, session_settings, ServerInfo, TableInfo};
+use self::catalog::{
+    column_list, literal, qualified, quoted_columns, session_settings, ServerInfo, TableInfo,
+};
 use self::conninfo::{db_error, error_text, ConnInfo};
 use self::rows::{add_digests, RowTap};
 use crate::error::{Error, ErrorKind, Result};
@@ -118,17 +120,11 @@ fn plan_jobs(tables: &[TableInfo], split_bytes: u64, server_version_num: u32) ->
 }
 
 fn copy_statement(t: &TableInfo, first: Option<u32>, end: Option<u32>) -> String {
-    let cols = t
-        .columns
-        .iter()
-        .map(|c| ident(c))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = quoted_columns(&t.columns);
     let table = qualified(&t.schema, &t.name);
     match (first, end) {
         // A table may have no columns at all: then COPY takes no column list.
-        (None, None) if cols.is_empty() => format!("COPY {table} TO STDOUT"),
-        (None, None) => format!("COPY {table} ({cols}) TO STDOUT"),
+        (None, None) => format!("COPY {table}{} TO STDOUT", column_list(&t.columns)),
         (Some(a), None) => format!("COPY (SELECT {cols} FROM ONLY {table} WHERE ctid >= '({a},0)'::tid) TO STDOUT"),
         (Some(a), Some(b)) => format!(
             "COPY (SELECT {cols} FROM ONLY {table} WHERE ctid >= '({a},0)'::tid AND ctid < '({b},0)'::tid) TO STDOUT"
