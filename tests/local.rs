@@ -271,16 +271,7 @@ fn export_bundle_passes_sha256sum_and_imports_into_another_repository() {
     other
         .run(&["import", bad.to_str().unwrap()])
         .fails(3, "does not match");
-    assert_eq!(
-        other
-            .run(&["snapshots", "--json"])
-            .ok()
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(other.listed_snapshots(), 1);
 }
 
 #[test]
@@ -446,15 +437,7 @@ fn config_file_supplies_repository_and_password_file() {
     let mut e3 = Env::local();
     e3.repo = env.repo.clone();
     e3.password = Some("file-password".into());
-    assert_eq!(
-        e3.run(&["snapshots", "--json"])
-            .ok()
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(e3.listed_snapshots(), 1);
     // A world-readable password file is refused.
     std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let mut c = e2.cmd(&["snapshots"]);

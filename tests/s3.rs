@@ -41,16 +41,7 @@ fn full_cycle_against_s3() {
     // A second repository under another prefix of the same bucket is independent.
     let other = s3_env(&garage, "dms/staging");
     other.init();
-    assert_eq!(
-        other
-            .run(&["snapshots", "--json"])
-            .ok()
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(other.listed_snapshots(), 0);
 }
 
 #[test]

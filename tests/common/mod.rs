@@ -141,6 +141,16 @@ impl Env {
         let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
         self.run(&refs).ok().json()
     }
+
+    /// How many snapshots `backup snapshots --json` lists (it must succeed).
+    pub fn listed_snapshots(&self) -> usize {
+        self.run(&["snapshots", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .expect("a JSON array")
+            .len()
+    }
 }
 
 /// Deterministic pseudo-random bytes.

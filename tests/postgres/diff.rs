@@ -9,8 +9,7 @@ use testkit::Postgres;
 #[test]
 fn diff_lists_the_tables_and_sequences_that_changed_between_two_captures() {
     let pg = Postgres::start();
-    pg.psql("postgres", "CREATE DATABASE shop");
-    psql_file(
+    new_database(
         &pg,
         "shop",
         "CREATE SCHEMA sales;

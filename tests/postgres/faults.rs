@@ -124,8 +124,7 @@ fn connection_faults_fail_with_exit_8_and_write_nothing() {
 #[test]
 fn a_table_the_role_cannot_read_fails_the_capture() {
     let pg = Postgres::start();
-    pg.psql("postgres", "CREATE DATABASE dms");
-    psql_file(
+    new_database(
         &pg,
         "dms",
         "CREATE ROLE clerk LOGIN;
@@ -148,8 +147,7 @@ fn a_table_the_role_cannot_read_fails_the_capture() {
 #[test]
 fn an_unreadable_large_object_is_named_in_the_error() {
     let pg = Postgres::start();
-    pg.psql("postgres", "CREATE DATABASE dms");
-    psql_file(
+    new_database(
         &pg,
         "dms",
         "CREATE ROLE reader LOGIN IN ROLE pg_read_all_data;

@@ -65,8 +65,7 @@ fn database_owner_settings_and_privileges_survive_a_replace() {
 #[test]
 fn large_object_privileges_survive_a_restore() {
     let pg = Postgres::start();
-    pg.psql("postgres", "CREATE DATABASE dms");
-    psql_file(
+    new_database(
         &pg,
         "dms",
         "CREATE ROLE scanner;
@@ -96,8 +95,7 @@ fn large_object_privileges_survive_a_restore() {
 #[test]
 fn a_table_hidden_by_row_level_security_is_not_captured_partially() {
     let pg = Postgres::start();
-    pg.psql("postgres", "CREATE DATABASE dms");
-    psql_file(
+    new_database(
         &pg,
         "dms",
         "CREATE ROLE reader LOGIN IN ROLE pg_read_all_data;
@@ -126,8 +124,7 @@ fn a_table_hidden_by_row_level_security_is_not_captured_partially() {
 #[test]
 fn a_table_without_columns_round_trips() {
     let pg = Postgres::start();
-    pg.psql("postgres", "CREATE DATABASE dms");
-    psql_file(
+    new_database(
         &pg,
         "dms",
         "CREATE TABLE public.marker ();
@@ -144,16 +141,5 @@ fn a_table_without_columns_round_trips() {
         r.stderr
     );
     let id = id_of(&r.json());
-    env.run(&[
-        "restore",
-        &id,
-        "--postgres-target",
-        &pg.conninfo("dms_copy"),
-    ])
-    .ok();
-    assert_same(
-        "copy",
-        &fingerprint(&pg, "dms"),
-        &fingerprint(&pg, "dms_copy"),
-    );
+    restore_matches(&env, &pg, &id, "dms_copy", &fingerprint(&pg, "dms"), &[]);
 }

@@ -175,8 +175,7 @@ fn concurrent_transfers_between_two_tables_are_captured_consistently() {
     const ACCOUNTS: i64 = 20_000;
     const START: i64 = 1_000;
     let pg = Postgres::start();
-    pg.psql("postgres", "CREATE DATABASE bank");
-    psql_file(
+    new_database(
         &pg,
         "bank",
         &format!(

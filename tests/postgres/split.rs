@@ -8,8 +8,7 @@ use testkit::Postgres;
 #[test]
 fn a_table_read_in_page_ranges_restores_exactly() {
     let pg = Postgres::start();
-    pg.psql("postgres", "CREATE DATABASE big");
-    psql_file(
+    new_database(
         &pg,
         "big",
         "CREATE TABLE public.events (id bigint PRIMARY KEY, kind text, payload text);
@@ -70,21 +69,7 @@ fn a_table_read_in_page_ranges_restores_exactly() {
     );
     // One worker loads the split table whole, its parts one after another
     // in one transaction.
-    env.run(&[
-        "restore",
-        &id,
-        "--postgres-target",
-        &pg.conninfo("big_serial"),
-        "--jobs",
-        "1",
-        "--quiet",
-    ])
-    .ok();
-    assert_same(
-        "the database restored by one worker differs from the source",
-        &want,
-        &fingerprint(&pg, "big_serial"),
-    );
+    restore_matches(&env, &pg, &id, "big_serial", &want, &["--jobs", "1"]);
     // COPY FREEZE marks the pages all-frozen in the visibility map.
     let frozen = pg.psql(
         "big_serial",

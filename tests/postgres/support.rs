@@ -24,6 +24,12 @@ pub fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// Creates database `db` and runs the SQL script `sql` in it.
+pub fn new_database(pg: &Postgres, db: &str, sql: &str) {
+    pg.psql("postgres", &format!("CREATE DATABASE {db}"));
+    psql_file(pg, db, sql);
+}
+
 /// Runs a SQL script with `psql -f -` (statement by statement, stop on the
 /// first error), panicking with psql's messages when it fails.
 pub fn psql_file(pg: &Postgres, db: &str, sql: &str) {
@@ -200,13 +206,7 @@ pub fn assert_nothing_written(env: &Env, snapshots_before: usize) {
         "a failed create must not write a snapshot"
     );
     assert!(
-        env.run(&["snapshots", "--json"])
-            .ok()
-            .json()
-            .as_array()
-            .unwrap()
-            .len()
-            == snapshots_before,
+        env.listed_snapshots() == snapshots_before,
         "`backup snapshots` lists a snapshot from a failed create"
     );
     let locks = Path::new(&env.repo).join("locks");
@@ -375,4 +375,25 @@ pub fn manifest_tables(db: &Value) -> BTreeMap<String, (u64, String)> {
             )
         })
         .collect()
+}
+
+/// Restores snapshot `id` into the new database `target` (with `extra`
+/// options) and asserts that it equals `want`.
+pub fn restore_matches(
+    env: &Env,
+    pg: &Postgres,
+    id: &str,
+    target: &str,
+    want: &BTreeMap<String, String>,
+    extra: &[&str],
+) {
+    let conn = pg.conninfo(target);
+    let mut args = vec!["restore", id, "--postgres-target", &conn, "--quiet"];
+    args.extend(extra);
+    env.run(&args).ok();
+    assert_same(
+        &format!("snapshot {id} restored into {target} differs from what it captured"),
+        want,
+        &fingerprint(pg, target),
+    );
 }

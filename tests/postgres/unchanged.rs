@@ -15,27 +15,10 @@ fn reused(v: &Value) -> (u64, u64) {
     )
 }
 
-fn restore_and_compare(env: &Env, pg: &Postgres, id: &str, target: &str, want: &str) {
-    env.run(&[
-        "restore",
-        id,
-        "--postgres-target",
-        &pg.conninfo(target),
-        "--quiet",
-    ])
-    .ok();
-    assert_same(
-        &format!("snapshot {id} restored into {target} differs from what it captured"),
-        &fingerprint(pg, want),
-        &fingerprint(pg, target),
-    );
-}
-
 #[test]
 fn unchanged_parts_are_reused_and_every_change_is_read_again() {
     let pg = Postgres::start();
-    pg.psql("postgres", "CREATE DATABASE inc");
-    psql_file(
+    new_database(
         &pg,
         "inc",
         "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -99,8 +82,22 @@ fn unchanged_parts_are_reused_and_every_change_is_read_again() {
     assert_eq!(reused(&forced).0, 0, "{forced}");
 
     // Every snapshot restores to what it captured.
-    restore_and_compare(&env, &pg, &id_of(&third), "third_copy", "at_third");
-    restore_and_compare(&env, &pg, &id_of(&seventh), "seventh_copy", "inc");
+    restore_matches(
+        &env,
+        &pg,
+        &id_of(&third),
+        "third_copy",
+        &fingerprint(&pg, "at_third"),
+        &[],
+    );
+    restore_matches(
+        &env,
+        &pg,
+        &id_of(&seventh),
+        "seventh_copy",
+        &fingerprint(&pg, "inc"),
+        &[],
+    );
     let people = pg.psql(
         "seventh_copy",
         "SELECT string_agg(DISTINCT m::text, ',') || ' ' || count(*) FROM people",
@@ -112,8 +109,7 @@ fn unchanged_parts_are_reused_and_every_change_is_read_again() {
 #[test]
 fn without_access_to_the_control_data_every_table_is_read_and_the_capture_still_works() {
     let pg = Postgres::start();
-    pg.psql("postgres", "CREATE DATABASE locked");
-    psql_file(
+    new_database(
         &pg,
         "locked",
         "CREATE TABLE public.t (id int PRIMARY KEY, v text);
@@ -136,5 +132,12 @@ fn without_access_to_the_control_data_every_table_is_read_and_the_capture_still_
     let fourth = create(&env, &[&pg.conninfo("locked")], &[]);
     assert_eq!(reused(&third), (0, 1), "{third}");
     assert_eq!(reused(&fourth), (1, 1), "{fourth}");
-    restore_and_compare(&env, &pg, &id_of(&second), "locked_copy", "locked");
+    restore_matches(
+        &env,
+        &pg,
+        &id_of(&second),
+        "locked_copy",
+        &fingerprint(&pg, "locked"),
+        &[],
+    );
 }
