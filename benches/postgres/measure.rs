@@ -226,19 +226,17 @@ impl Bench<'_> {
             &format!("  phases pg_dump -Fd -j{jobs}"),
             dump_fd.phases.clone(),
         ));
-        let r = create1.secs / dump_fd.secs;
-        rows.push(Row::new(
+        rows.push(time_ratio(
             &format!("create time / pg_dump -Fd -j{jobs}"),
-            format!("{:.2} s / {:.2} s = {r:.2}", create1.secs, dump_fd.secs),
-            "<= 0.60",
-            Some(r <= 0.6),
+            create1.secs,
+            dump_fd.secs,
+            0.6,
         ));
-        let r = create1.secs / dump_fc.secs;
-        rows.push(Row::new(
+        rows.push(time_ratio(
             "create time / pg_dump -Fc",
-            format!("{:.2} s / {:.2} s = {r:.2}", create1.secs, dump_fc.secs),
-            "<= 0.40",
-            Some(r <= 0.4),
+            create1.secs,
+            dump_fc.secs,
+            0.4,
         ));
         rows.push(Row::info(
             "  backup init (not included)",
@@ -278,19 +276,17 @@ impl Bench<'_> {
             &format!("  phases pg_restore -j{jobs}"),
             pg_restore.phases.clone(),
         ));
-        let r = restore.secs / pg_restore.secs;
-        rows.push(Row::new(
+        rows.push(time_ratio(
             &format!("restore time / pg_restore -j{jobs}"),
-            format!("{:.2} s / {:.2} s = {r:.2}", restore.secs, pg_restore.secs),
-            "<= 0.80",
-            Some(r <= 0.8),
+            restore.secs,
+            pg_restore.secs,
+            0.8,
         ));
-        let r = create2.secs / create1.secs;
-        rows.push(Row::new(
+        rows.push(time_ratio(
             "unchanged create: second / first time",
-            format!("{:.2} s / {:.2} s = {r:.2}", create2.secs, create1.secs),
-            "<= 0.30",
-            Some(r <= 0.3),
+            create2.secs,
+            create1.secs,
+            0.3,
         ));
         rows.push(Row::info("  unchanged create", create2.summary()));
         let stored2 = json_u64(&second, "stored_bytes")?;
@@ -396,4 +392,15 @@ fn json_str(v: &serde_json::Value, key: &str) -> Result<String> {
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| format!("--json output has no {key}: {v}").into())
+}
+
+/// A time ratio `ours / anchor` with the target `<= max`.
+fn time_ratio(name: &str, ours: f64, anchor: f64, max: f64) -> Row {
+    let r = ours / anchor;
+    Row::new(
+        name,
+        format!("{ours:.2} s / {anchor:.2} s = {r:.2}"),
+        &format!("<= {max:.2}"),
+        Some(r <= max),
+    )
 }
