@@ -196,7 +196,7 @@ pub fn capture_postgres(
     let results: Mutex<Vec<(usize, TableStream, bool)>> = Mutex::new(Vec::new());
     let reader = JobReader {
         saver,
-        parent,
+        parent: unchanged::parent_tables(parent),
         summarise: identity.is_some(),
         progress,
     };
@@ -345,7 +345,7 @@ fn start_worker(info: &ConnInfo, snapshot_id: &str, settings: &str) -> Result<po
 /// unchanged, else through `COPY`.
 struct JobReader<'a> {
     saver: &'a Saver,
-    parent: Option<&'a PostgresComponent>,
+    parent: unchanged::ParentTables<'a>,
     /// Whether tuple summaries can be taken (and stored for the next run).
     summarise: bool,
     progress: &'a dyn Progress,
@@ -371,7 +371,7 @@ impl JobReader<'_> {
         };
         if let Some(summary) = &tuples {
             if let Some(old) =
-                unchanged::reusable(self.parent, t, job.first_page, job.end_page, summary)
+                unchanged::reusable(&self.parent, t, job.first_page, job.end_page, summary)
             {
                 let index = self.saver.index();
                 if old.data.blobs.iter().all(|b| index.contains(b)) {
@@ -394,7 +394,7 @@ impl JobReader<'_> {
         if tap.digest.has_partial_row() {
             return Err(Error::new(
                 ErrorKind::Source,
-                format!("the COPY stream of {what} ended in the middle of a row"),
+                format!("the COPY stream of {what} ended in the middle of a row (did the server or the connection fail?); no snapshot was written, retry the capture"),
             ));
         }
         let ts = TableStream {

@@ -27,6 +27,7 @@ use crate::error::Result;
 use crate::snapshot::{PostgresComponent, TableData, TableStream};
 use postgres::Client;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 /// `hashtidextended` and TID range scans arrived in PostgreSQL 14.
 const MIN_VERSION: u32 = 140000;
@@ -153,19 +154,31 @@ pub fn tuple_summary(
     ))
 }
 
+/// The parent's tables by schema and name, for look-ups per table part.
+pub type ParentTables<'a> = HashMap<(&'a str, &'a str), &'a TableData>;
+
+/// Indexes the parent's tables (empty without a parent).
+pub fn parent_tables(parent: Option<&PostgresComponent>) -> ParentTables<'_> {
+    parent
+        .map(|p| {
+            p.tables
+                .iter()
+                .map(|t| ((t.schema.as_str(), t.name.as_str()), t))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The parent's stream for the same range of the same table, if its tuple
 /// summary matches `summary`.
 pub fn reusable<'a>(
-    parent: Option<&'a PostgresComponent>,
+    parent: &ParentTables<'a>,
     t: &TableInfo,
     first: Option<u32>,
     end: Option<u32>,
     summary: &str,
 ) -> Option<&'a TableStream> {
-    let table: &TableData = parent?
-        .tables
-        .iter()
-        .find(|p| p.schema == t.schema && p.name == t.name)?;
+    let table = parent.get(&(t.schema.as_str(), t.name.as_str()))?;
     if table.oid != Some(t.oid) || table.layout.as_deref() != Some(t.layout.as_str()) {
         return None;
     }
