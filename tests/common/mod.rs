@@ -153,22 +153,7 @@ impl Env {
     }
 }
 
-/// Deterministic pseudo-random bytes.
-pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407)
-        | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+pub use testkit::random_bytes;
 
 /// Writes a small application tree with every kind of entry.
 pub fn fixture(root: &Path) {

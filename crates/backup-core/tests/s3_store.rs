@@ -4,7 +4,7 @@ use backup_core::store::{Kind, ObjectStore, S3Settings, S3Store};
 use backup_core::ErrorKind;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
-use testkit::Garage;
+use testkit::{random_bytes, Garage};
 
 fn settings(garage: &Garage) -> S3Settings {
     S3Settings {
@@ -23,21 +23,6 @@ fn store(garage: &Garage, prefix: &str) -> S3Store {
         settings(garage),
     )
     .expect("open store")
-}
-
-/// Deterministic pseudo-random bytes (xorshift), so that nothing compresses
-/// or deduplicates by accident.
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 fn pack_name(data: &[u8]) -> String {
@@ -98,7 +83,7 @@ fn put_get_list_delete_roundtrip() {
     // Packs spread over data/xx/ folders.
     let mut packs: Vec<(String, Vec<u8>)> = (0..12)
         .map(|i| {
-            let data = bytes(1000 + i * 37, i as u64 + 1);
+            let data = random_bytes(i as u64 + 1, 1000 + i * 37);
             (pack_name(&data), data)
         })
         .collect();
@@ -234,7 +219,7 @@ fn list_paginates_past_1000_objects() {
 fn large_object_goes_up_in_parts_with_checksums() {
     let garage = Garage::start();
     let s = store(&garage, "big");
-    let data = bytes(70 * 1024 * 1024 + 123, 7);
+    let data = random_bytes(7, 70 * 1024 * 1024 + 123);
     let name = pack_name(&data);
     s.put(Kind::Pack, &name, &data).unwrap();
     let listed = s.list(Kind::Pack).unwrap();
