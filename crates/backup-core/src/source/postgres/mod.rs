@@ -359,26 +359,21 @@ impl JobReader<'_> {
         t: &TableInfo,
         job: &Job,
     ) -> Result<(TableStream, bool)> {
-        let tuples = if self.summarise {
-            Some(unchanged::tuple_summary(
-                client,
-                t,
-                job.first_page,
-                job.end_page,
-            )?)
-        } else {
-            None
-        };
-        if let Some(summary) = &tuples {
-            if let Some(old) =
-                unchanged::reusable(&self.parent, t, job.first_page, job.end_page, summary)
-            {
+        let tuples = self
+            .summarise
+            .then(|| unchanged::tuple_summary(client, t, job.first_page, job.end_page))
+            .transpose()?;
+        // Reused only while every blob of the earlier stream is still stored.
+        let reused = tuples
+            .as_deref()
+            .and_then(|s| unchanged::reusable(&self.parent, t, job.first_page, job.end_page, s))
+            .filter(|old| {
                 let index = self.saver.index();
-                if old.data.blobs.iter().all(|b| index.contains(b)) {
-                    self.progress.inc(old.data.size);
-                    return Ok((old.clone(), true));
-                }
-            }
+                old.data.blobs.iter().all(|b| index.contains(b))
+            });
+        if let Some(old) = reused {
+            self.progress.inc(old.data.size);
+            return Ok((old.clone(), true));
         }
         let what = format!("table {}.{}", t.schema, t.name);
         let reader = client
