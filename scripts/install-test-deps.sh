@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need, once: PostgreSQL server
-# binaries, restic and zstd (Debian packages) and Garage (cargo install).
+# binaries, restic, zstd, attr, acl and libcap2-bin (Debian packages) and Garage (cargo install).
 # Idempotent: whatever is already there is left alone. Runnable from any
 # directory, as root or as a user with sudo.
 set -euo pipefail
@@ -48,12 +48,15 @@ else
     apt_install postgresql postgresql-client
 fi
 
-# restic and zstd, for the comparison benchmarks.
-for tool in restic zstd; do
-    if command -v "$tool" >/dev/null 2>&1; then
-        log "$tool: found $(command -v "$tool")"
+# restic and zstd, for the comparison benchmarks; setfattr (attr), setfacl
+# (acl) and setcap (libcap2-bin) for the file fidelity tests.
+for pair in restic:restic zstd:zstd setfattr:attr setfacl:acl setcap:libcap2-bin; do
+    tool="${pair%%:*}"
+    package="${pair##*:}"
+    if command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/sbin/$tool" ]; then
+        log "$tool: found"
     else
-        apt_install "$tool"
+        apt_install "$package"
     fi
 done
 

@@ -5,6 +5,7 @@ mod common;
 mod crash;
 mod damage;
 mod faults;
+mod fidelity;
 mod local;
 mod postgres;
 mod s3;

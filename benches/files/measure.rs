@@ -305,6 +305,15 @@ pub fn measure(work: &WorkDir, size_mib: u64, backup: &Path, restic: &str) -> Re
     ] {
         rows.push(Row::rss(name, kib, target));
     }
+    if let (Some(ours), Some(theirs)) = (b_create.max_rss_kib, r_backup.max_rss_kib) {
+        let ratio = ours as f64 / theirs as f64;
+        rows.push(Row::new(
+            "max RSS create backup / restic",
+            format!("{ratio:.2}"),
+            "< 1.00",
+            Some(ratio < 1.0),
+        ));
+    }
 
     report::print(&rows, &format!("{size_mib} MiB tree, {} cores", cores()));
     Ok(())

@@ -37,7 +37,7 @@ pub const HELP: &str = "Exit codes:
   7  repository locked by another process
   8  a source could not be read (no snapshot was written)
   9  restore target unusable (not empty, read-only, full)
- 10  finished with warnings (e.g. files skipped with --skip-unreadable)";
+ 10  finished with warnings (entries left out, files that changed while read)";
 
 /// The exit code for an error.
 pub fn code_for(err: &anyhow::Error) -> i32 {

@@ -21,7 +21,6 @@ impl Output {
         Bars {
             show,
             bar: Mutex::new(None),
-            quiet: self.quiet || self.json,
             warnings: Mutex::new(Vec::new()),
         }
     }
@@ -45,7 +44,6 @@ impl Output {
 /// Progress bars on stderr (hidden when not a terminal).
 pub struct Bars {
     show: bool,
-    quiet: bool,
     bar: Mutex<Option<ProgressBar>>,
     warnings: Mutex<Vec<String>>,
 }
@@ -98,9 +96,7 @@ impl Progress for Bars {
             .lock()
             .expect("lock")
             .push(message.to_string());
-        if self.quiet {
-            return;
-        }
+        // Warnings say what a snapshot lacks: shown even with --quiet and --json.
         match self.bar.lock().expect("lock").as_ref() {
             Some(b) => b.println(format!("warning: {message}")),
             None => eprintln!("warning: {message}"),

@@ -5,7 +5,8 @@ use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::{Lock, Repository, Saver};
 use crate::snapshot::{
-    list_snapshots, load_tree, save_snapshot, Component, PostgresComponent, Snapshot,
+    default_component_name, list_snapshots, load_tree, save_snapshot, Component, PostgresComponent,
+    Snapshot,
 };
 use crate::source::files::{absolute_source, build_excludes, capture_files, FilesOptions, Parent};
 use crate::source::postgres::conninfo::ConnInfo;
@@ -13,11 +14,57 @@ use crate::source::postgres::{capture_postgres, PostgresOptions};
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// One file source: a tree or a single file, with the component name it
+/// gets in the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSource {
+    /// The component name; empty for the default (the path's last element).
+    pub name: String,
+    /// The tree or file.
+    pub path: PathBuf,
+}
+
+impl FileSource {
+    /// Parses `NAME=PATH` or a plain `PATH`. A name is letters, digits,
+    /// `.`, `_` and `-`, not starting with `.`; an argument that exists as
+    /// a path is always taken as a path.
+    pub fn parse(arg: &str) -> FileSource {
+        let plain = FileSource {
+            name: String::new(),
+            path: PathBuf::from(arg),
+        };
+        let Some((name, path)) = arg.split_once('=') else {
+            return plain;
+        };
+        let valid = !name.is_empty()
+            && !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !valid || path.is_empty() || std::fs::symlink_metadata(arg).is_ok() {
+            return plain;
+        }
+        FileSource {
+            name: name.to_string(),
+            path: PathBuf::from(path),
+        }
+    }
+}
+
+impl From<PathBuf> for FileSource {
+    fn from(path: PathBuf) -> Self {
+        FileSource {
+            name: String::new(),
+            path,
+        }
+    }
+}
+
 /// What to capture and how.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
     /// File trees or single files.
-    pub files: Vec<PathBuf>,
+    pub files: Vec<FileSource>,
     /// File source options.
     pub files_options: FilesOptions,
     /// PostgreSQL databases (libpq connection strings).
@@ -65,6 +112,32 @@ fn check_overlaps(roots: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
+/// The name of each file component, checked to be unique.
+fn component_names(sources: &[FileSource], roots: &[PathBuf]) -> Result<Vec<String>> {
+    let names: Vec<String> = sources
+        .iter()
+        .zip(roots)
+        .map(|(s, root)| {
+            if s.name.is_empty() {
+                default_component_name(&root.to_string_lossy()).to_string()
+            } else {
+                s.name.clone()
+            }
+        })
+        .collect();
+    for (i, n) in names.iter().enumerate() {
+        if let Some(j) = names[..i].iter().position(|m| m == n) {
+            return Err(Error::usage(format!(
+                "--files {} and --files {} would both be named {n:?}: name them, e.g. --files api={}",
+                roots[j].display(),
+                roots[i].display(),
+                roots[i].display()
+            )));
+        }
+    }
+    Ok(names)
+}
+
 /// Every readable snapshot, oldest first (read once for all parent look-ups).
 fn earlier_snapshots(repo: &Repository) -> Vec<Snapshot> {
     list_snapshots(repo)
@@ -104,7 +177,11 @@ fn find_parents(
                 .rev()
                 .find_map(|s| s.file_components().find(|f| f.path == path))?;
             let nodes = load_tree(repo, &fc.tree).ok()?;
-            Some(nodes.into_iter().map(|n| (n.path.clone(), n)).collect())
+            let by_path = nodes
+                .into_iter()
+                .filter_map(|n| Some((n.path_bytes().ok()?, n)))
+                .collect();
+            Some(by_path)
         })
         .collect()
 }
@@ -126,9 +203,10 @@ pub fn create_snapshot(
     build_excludes(&options.files_options.excludes)?;
     let mut roots = Vec::new();
     for f in &options.files {
-        roots.push(absolute_source(f)?);
+        roots.push(absolute_source(&f.path)?);
     }
     check_overlaps(&roots)?;
+    let names = component_names(&options.files, &roots)?;
     let mut dbs = Vec::new();
     for c in &options.postgres {
         let info = ConnInfo::parse(c)?;
@@ -174,14 +252,15 @@ pub fn create_snapshot(
     } else {
         find_parents(repo, &earlier, &snap.host, &roots)
     };
-    for (root, parent) in roots.iter().zip(&parents) {
-        let c = capture_files(
+    for ((root, parent), name) in roots.iter().zip(&parents).zip(names) {
+        let mut c = capture_files(
             &saver,
             root,
             &options.files_options,
             parent.as_ref(),
             progress,
         )?;
+        c.name = name;
         snap.components.push(Component::Files(c));
     }
     let stats = saver.finish()?;

@@ -59,8 +59,14 @@ fn compare(a: &Node, b: &Node) -> Vec<String> {
     if a.kind == NodeKind::File && (a.sha256 != b.sha256 || a.size != b.size) {
         d.push("content".into());
     }
-    if a.kind == NodeKind::Symlink && a.target != b.target {
+    if a.kind == NodeKind::Symlink && (a.target != b.target || a.target_raw != b.target_raw) {
         d.push("target".into());
+    }
+    if a.rdev != b.rdev {
+        d.push("device".into());
+    }
+    if a.xattrs != b.xattrs {
+        d.push("xattrs".into());
     }
     if a.kind != NodeKind::Symlink && a.mode != b.mode {
         d.push(format!("mode {:o}->{:o}", a.mode, b.mode));
@@ -202,7 +208,12 @@ pub fn diff_live(repo: &Repository, a: &Snapshot, progress: &dyn Progress) -> Re
     let old = flatten(repo, a)?;
     let mut live = BTreeMap::new();
     for fc in a.file_components() {
-        for n in scan_live(std::path::Path::new(&fc.path), &fc.excludes, progress)? {
+        for n in scan_live(
+            std::path::Path::new(&fc.path),
+            &fc.excludes,
+            !fc.no_xattrs,
+            progress,
+        )? {
             live.insert(full(&fc.path, &n.path), n);
         }
     }

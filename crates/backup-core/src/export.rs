@@ -102,6 +102,20 @@ fn header_for(n: &Node, kind: tar::EntryType, size: u64) -> tar::Header {
     h
 }
 
+/// The header of a FIFO or device node.
+fn special_header(n: &Node) -> tar::Header {
+    let kind = match n.kind {
+        NodeKind::Chardev => tar::EntryType::Char,
+        NodeKind::Blockdev => tar::EntryType::Block,
+        _ => tar::EntryType::Fifo,
+    };
+    let mut h = header_for(n, kind, 0);
+    // Device numbers always fit the header's fields.
+    let _ = h.set_device_major(rustix::fs::major(n.rdev));
+    let _ = h.set_device_minor(rustix::fs::minor(n.rdev));
+    h
+}
+
 const README: &str = r#"This bundle holds one snapshot made by `backup`, as plain files.
 
 Restore it without the tool:
@@ -208,6 +222,11 @@ pub fn export_snapshot(
                     NodeKind::Symlink => {
                         let mut h = header_for(n, tar::EntryType::Symlink, 0);
                         tar.append_link(&mut h, &name, n.target.as_deref().unwrap_or(""))
+                            .map_err(werr)?;
+                    }
+                    NodeKind::Fifo | NodeKind::Chardev | NodeKind::Blockdev => {
+                        let mut h = special_header(n);
+                        tar.append_data(&mut h, &name, std::io::empty())
                             .map_err(werr)?;
                     }
                     NodeKind::File => {
@@ -473,15 +492,16 @@ pub fn import_bundle(
             .find(|fc| fc.path == l.path)
             .cloned();
         let tree = save_tree(&saver, &l.nodes)?;
-        let (stats, excludes, warnings) = original
-            .map(|o| (o.stats, o.excludes, o.warnings))
-            .unwrap_or_default();
+        let Some(original) = original else {
+            return Err(Error::corrupt(format!(
+                "the bundle lists files at {} that its snapshot does not name: it is damaged",
+                l.path
+            )));
+        };
         snap.components.push(Component::Files(FilesComponent {
             path: l.path.clone(),
             tree,
-            stats,
-            excludes,
-            warnings,
+            ..original
         }));
     }
     saver.finish()?;

@@ -21,7 +21,7 @@ pub mod source;
 pub mod store;
 mod verify;
 
-pub use create::{create_snapshot, CreateOptions, CreateResult};
+pub use create::{create_snapshot, CreateOptions, CreateResult, FileSource};
 pub use crypto::{Cipher, MasterKey};
 pub use diff::{diff_live, diff_snapshots, Change, ChangeKind};
 pub use error::{Error, ErrorKind, Result};

@@ -6,15 +6,14 @@ use crate::settings::Settings;
 use anyhow::Result;
 use backup_core::source::files::FilesOptions;
 use backup_core::source::postgres::PostgresOptions;
-use backup_core::{create_snapshot, CreateOptions};
-use std::path::PathBuf;
+use backup_core::{create_snapshot, CreateOptions, FileSource};
 
 /// Flags of `create`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A directory tree or file to capture (repeatable).
-    #[arg(long = "files", value_name = "PATH")]
-    files: Vec<PathBuf>,
+    /// A directory tree or file to capture (repeatable); NAME=PATH names the component (default: the path's last element).
+    #[arg(long = "files", value_name = "[NAME=]PATH")]
+    files: Vec<String>,
     /// A PostgreSQL database to capture (libpq connection string or URI; repeatable).
     #[arg(long = "postgres", value_name = "CONNINFO")]
     postgres: Vec<String>,
@@ -45,6 +44,9 @@ pub struct Args {
     /// Skip unreadable files with a warning (exit code 10) instead of failing.
     #[arg(long)]
     skip_unreadable: bool,
+    /// Leave extended attributes out (ACLs, file capabilities, user.* attributes).
+    #[arg(long)]
+    no_xattrs: bool,
     /// Compression threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -54,11 +56,12 @@ pub struct Args {
 pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
     let repo = s.open()?;
     let options = CreateOptions {
-        files: a.files,
+        files: a.files.iter().map(|f| FileSource::parse(f)).collect(),
         files_options: FilesOptions {
             excludes: a.exclude,
             skip_unreadable: a.skip_unreadable,
             force: a.force,
+            no_xattrs: a.no_xattrs,
         },
         postgres: a.postgres,
         postgres_options: PostgresOptions {
@@ -133,7 +136,16 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
             println!("{}", r.id);
         }
     }
-    Ok(if stats.skipped > 0 {
+    if stats.incomplete() {
+        eprintln!(
+            "warning: snapshot {} is incomplete: {} entries left out, {} files changed while read (see the warnings above, or `backup show {}`)",
+            r.id.short(),
+            stats.skipped,
+            stats.changed,
+            r.id.short()
+        );
+    }
+    Ok(if stats.incomplete() {
         exit::WARNINGS
     } else {
         exit::OK

@@ -7,16 +7,24 @@ use anyhow::{bail, Result};
 use backup_core::restore::{
     restore_database, restore_files, DatabaseRestoreOptions, RestoreOptions,
 };
+use backup_core::snapshot::Snapshot;
+use backup_core::Id;
 use std::path::PathBuf;
 
 /// Flags of `restore`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Snapshot id, unique prefix, or `latest`.
+    /// Snapshot id, unique prefix, or `latest`; ID:/PATH restores one captured path with its content at the top of the target.
     snapshot: String,
-    /// Directory to restore the files into; captured paths are recreated under it.
+    /// Where to restore the files: captured paths are recreated under it, or with ID:/PATH or --component that content is put at it (default then: the captured path itself).
     #[arg(long, short = 't')]
     target: Option<PathBuf>,
+    /// Restore one file component, by name (`backup show` lists them), with its content at the top of the target.
+    #[arg(long, value_name = "NAME")]
+    component: Option<String>,
+    /// Leave extended attributes out (for a filesystem or user that cannot set them).
+    #[arg(long)]
+    no_xattrs: bool,
     /// Restore only this captured path and what lies below it (repeatable; absolute, as `show` lists).
     #[arg(long = "include", value_name = "PATH")]
     include: Vec<String>,
@@ -50,12 +58,27 @@ pub struct Args {
 }
 
 /// Runs `restore`.
-pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
-    if a.target.is_none() && a.postgres_target.is_none() {
-        bail!(backup_core::Error::usage("say where to restore: --target DIR for files, --postgres-target CONNINFO for the database"));
+pub fn run(s: &Settings, mut a: Args, out: Output) -> Result<i32> {
+    let (spec, path) = split_spec(&a.snapshot);
+    if path.is_some() && a.component.is_some() {
+        bail!(backup_core::Error::usage(
+            "give either ID:/PATH or --component, not both"
+        ));
+    }
+    let selects = path.is_some() || a.component.is_some();
+    if a.target.is_none() && a.postgres_target.is_none() && !selects {
+        bail!(backup_core::Error::usage("say where to restore: --target DIR for files (or ID:/PATH, --component NAME to restore in place), --postgres-target CONNINFO for the database"));
     }
     let repo = s.open()?;
-    let (id, snap) = super::pick(&repo, &a.snapshot, &a.tags)?;
+    let (id, snap) = super::pick(&repo, spec, &a.tags)?;
+    let source = match (&path, &a.component) {
+        (Some(p), _) => Some(p.to_string()),
+        (None, Some(name)) => Some(component_path(&snap, &id, name)?),
+        (None, None) => None,
+    };
+    if a.target.is_none() {
+        a.target = source.as_ref().map(PathBuf::from);
+    }
     let mut json = serde_json::json!({"snapshot": id.to_hex()});
     if let Some(conn) = &a.postgres_target {
         let dbs: Vec<_> = snap
@@ -123,16 +146,22 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
         }
         let options = RestoreOptions {
             target,
+            source,
             include: a.include,
             overwrite: a.overwrite,
             workers: a.threads,
+            no_xattrs: a.no_xattrs,
         };
         let bars = out.progress();
         let r = restore_files(&repo, &snap, &options, &bars);
         bars.finish();
         let r = r?;
         out.say(format!(
-            "restored snapshot {} to {}: {} files, {} other entries, {}, verified, in {:.1}s",
+            "restored {}snapshot {} to {}: {} files, {} other entries, {}, verified, in {:.1}s",
+            r.source
+                .as_ref()
+                .map(|p| format!("{p} of "))
+                .unwrap_or_default(),
             id.short(),
             r.target.display(),
             r.files,
@@ -155,4 +184,28 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
         out.print_json(&json);
     }
     Ok(exit::OK)
+}
+
+/// Splits `ID:/PATH` into the snapshot and the captured path.
+fn split_spec(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once(':') {
+        Some((id, path)) if path.starts_with('/') => (id, Some(path)),
+        _ => (spec, None),
+    }
+}
+
+/// The captured path of the file component called `name`.
+fn component_path(snap: &Snapshot, id: &Id, name: &str) -> Result<String> {
+    let found = snap.file_components().find(|fc| fc.name() == name);
+    match found {
+        Some(fc) => Ok(fc.path.clone()),
+        None => bail!(backup_core::Error::usage(format!(
+            "snapshot {} has no file component named {name:?}; it has: {}",
+            id.short(),
+            snap.file_components()
+                .map(|fc| format!("{} ({})", fc.name(), fc.path))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }

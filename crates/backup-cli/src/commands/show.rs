@@ -39,11 +39,13 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
             "snapshot": snap,
             "databases": snap.databases().collect::<Vec<_>>(),
             "components": comps.iter().map(|(fc, nodes)| serde_json::json!({
-                "kind": "files", "path": fc.path, "stats": fc.stats, "warnings": fc.warnings,
+                "kind": "files", "name": fc.name(), "path": fc.path, "stats": fc.stats, "warnings": fc.warnings,
                 "files": nodes.iter().map(|n| serde_json::json!({
                     "path": n.path, "type": n.kind, "mode": format!("{:o}", n.mode), "uid": n.uid, "gid": n.gid,
                     "mtime": n.mtime, "size": n.size, "sha256": n.sha256, "target": n.target,
-                    "changed_during_read": n.changed_during_read,
+                    "changed_during_read": n.changed_during_read, "hardlink": n.hardlink,
+                    "rdev": n.rdev, "sparse": n.sparse,
+                    "xattrs": n.xattrs.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         });
@@ -133,6 +135,17 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
                     "-",
                     "(symlink)",
                     n.target.as_deref().unwrap_or("")
+                ),
+                kind => println!(
+                    "  {:04o} {:>5}:{:<5} {:>12}  {:<64}  {full}",
+                    n.mode,
+                    n.uid,
+                    n.gid,
+                    "-",
+                    {
+                        let (major, minor) = n.device_numbers();
+                        format!("({kind:?} {major}:{minor})").to_lowercase()
+                    }
                 ),
             }
         }

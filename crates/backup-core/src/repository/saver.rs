@@ -115,7 +115,9 @@ impl Saver {
         let shared = Arc::new(Shared::default());
         let (job_tx, job_rx) = bounded::<Job>(workers * 2);
         let (sealed_tx, sealed_rx) = bounded::<Sealed>(workers * 2);
-        let (pack_tx, pack_rx) = bounded::<FinishedPack>(1);
+        // A rendezvous: a finished pack waits in the packer, not in a
+        // queue, so at most one pack is built while each uploader holds one.
+        let (pack_tx, pack_rx) = bounded::<FinishedPack>(0);
         let mut threads = Vec::new();
         for _ in 0..workers {
             let rx = job_rx.clone();
@@ -134,7 +136,7 @@ impl Saver {
                 packer(repo, sealed_rx, pack_tx, shared)
             }));
         }
-        for _ in 0..2 {
+        for _ in 0..repo.store().parallel_puts().max(1) {
             let repo = repo.clone();
             let shared = shared.clone();
             let rx = pack_rx.clone();

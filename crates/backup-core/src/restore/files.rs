@@ -1,33 +1,41 @@
 //! Restoring file components: every blob is checked as it is read, every
 //! file against its SHA-256 in the staging directory, and only then is the
-//! staged copy moved into place.
+//! staged copy moved into place. Entries are created relative to a handle
+//! on the staging directory (see [`super::handle`]).
 
-use super::place::{exchange_or_move, occupied, StagingDir};
+use super::handle::{shown, DirHandle};
+use super::place::{occupied, put_in_place, StagingDir};
+use super::selection::{select_all, select_path, Item, Listing, Selection};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::{decode_blob, BlobLocation, Lock, Repository};
-use crate::snapshot::{load_tree, Node, NodeKind, Snapshot};
+use crate::snapshot::{load_tree, NodeKind, Snapshot};
 use crate::store::Kind;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::{FileExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Options of a file restore.
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
-    /// Where to restore: captured paths are recreated under it.
+    /// Where to restore: captured paths are recreated under it, or with
+    /// [`RestoreOptions::source`] that path's content is put at it.
     pub target: PathBuf,
+    /// Restore this one captured path (absolute: a component's root or a
+    /// path inside one) with its content at the top of the target.
+    pub source: Option<String>,
     /// Only restore these captured paths (absolute) and what lies below.
     pub include: Vec<String>,
     /// Replace an existing non-empty target (its content is kept aside).
     pub overwrite: bool,
     /// Parallel pack readers (0: one per core).
     pub workers: usize,
+    /// Leave extended attributes out.
+    pub no_xattrs: bool,
 }
 
 /// What a restore did.
@@ -35,9 +43,11 @@ pub struct RestoreOptions {
 pub struct RestoreReport {
     /// The target.
     pub target: PathBuf,
+    /// The captured path whose content was put at the target, if one was.
+    pub source: Option<String>,
     /// Files restored.
     pub files: u64,
-    /// Directories and links restored.
+    /// Directories, links, FIFOs and device nodes restored.
     pub other: u64,
     /// Bytes of file content.
     pub bytes: u64,
@@ -47,28 +57,24 @@ pub struct RestoreReport {
     pub duration_secs: f64,
 }
 
-struct Item {
-    node: Node,
-    staged: PathBuf,
-}
-
-fn full_path(component: &str, rel: &str) -> String {
-    if rel.is_empty() {
-        component.to_string()
-    } else if component == "/" {
-        format!("/{rel}")
-    } else {
-        format!("{component}/{rel}")
-    }
-}
-
-fn under(path: &str, prefix: &str) -> bool {
-    let prefix = prefix.trim_end_matches('/');
-    path == prefix || prefix.is_empty() || path.starts_with(&format!("{prefix}/"))
-}
-
 fn target_err(what: String, e: std::io::Error) -> Error {
     Error::io(what, e).with_kind(ErrorKind::Target)
+}
+
+/// Which path goes to the target: the one asked for, or with `--overwrite`
+/// a target that is itself a captured path (an in-place restore).
+fn source_path(
+    snap: &Snapshot,
+    options: &RestoreOptions,
+    target: &std::path::Path,
+) -> Option<String> {
+    if options.source.is_some() || !options.overwrite {
+        return options.source.clone();
+    }
+    let t = target.to_string_lossy();
+    snap.file_components()
+        .any(|fc| super::selection::under(&t, &fc.path))
+        .then(|| t.into_owned())
 }
 
 /// Restores the file components of `snap` to `options.target`.
@@ -102,86 +108,38 @@ pub fn restore_files(
     // Load every listing first: a damaged listing stops us before any write.
     let mut listings = Vec::new();
     for fc in snap.file_components() {
-        listings.push((fc.path.clone(), load_tree(repo, &fc.tree)?));
+        listings.push(Listing {
+            path: fc.path.clone(),
+            nodes: load_tree(repo, &fc.tree)?,
+        });
     }
-    let staging = StagingDir::next_to(&target)?;
-    let mut items = Vec::new();
-    let mut matched = false;
-    for (cpath, nodes) in listings {
-        let selected: Vec<&Node> = nodes
-            .iter()
-            .filter(|n| {
-                let full = full_path(&cpath, &n.path);
-                options.include.is_empty()
-                    || options.include.iter().any(|inc| {
-                        under(&full, inc) || (n.kind == NodeKind::Dir && under(inc, &full))
-                    })
-            })
-            .collect();
-        matched |= options.include.is_empty()
-            || nodes.iter().any(|n| {
-                options
-                    .include
-                    .iter()
-                    .any(|inc| under(&full_path(&cpath, &n.path), inc))
-            });
-        let base = staging.path().join(cpath.trim_start_matches('/'));
-        for n in selected {
-            let staged = if n.path.is_empty() {
-                base.clone()
-            } else {
-                base.join(&n.path)
-            };
-            items.push(Item {
-                node: n.clone(),
-                staged,
-            });
-        }
-    }
-    if items.is_empty() || !matched {
-        return Err(Error::usage(format!(
-            "nothing in the snapshot matches --include {}: paths are absolute, as `backup show` lists them",
-            options.include.join(", ")
-        )));
-    }
-    // Create the skeleton: directories, links, files of the right size.
-    for it in &items {
-        if let Some(parent) = it.staged.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| target_err(format!("cannot create {}", parent.display()), e))?;
-        }
-        match it.node.kind {
-            NodeKind::Dir => std::fs::create_dir_all(&it.staged)
-                .map_err(|e| target_err(format!("cannot create {}", it.staged.display()), e))?,
-            NodeKind::Symlink => {
-                std::os::unix::fs::symlink(it.node.target.as_deref().unwrap_or(""), &it.staged)
-                    .map_err(|e| {
-                        target_err(format!("cannot create link {}", it.staged.display()), e)
-                    })?
-            }
-            NodeKind::File => {
-                let f = File::create(&it.staged)
-                    .map_err(|e| target_err(format!("cannot create {}", it.staged.display()), e))?;
-                f.set_len(it.node.size)
-                    .map_err(|e| target_err(format!("cannot size {}", it.staged.display()), e))?;
-            }
-        }
-    }
-    let total: u64 = items.iter().map(|i| i.node.size).sum();
+    let source = source_path(snap, options, &target);
+    let sel = match &source {
+        Some(src) => select_path(listings, src, &options.include)?,
+        None => select_all(listings, &options.include)?,
+    };
+    let mut staging = StagingDir::for_target(&target)?;
+    let dir = DirHandle::open(staging.path())?;
+    create_skeleton(&dir, &sel)?;
+    let items = &sel.items;
+    let total: u64 = items
+        .iter()
+        .filter(|i| i.link.is_none())
+        .map(|i| i.node.size)
+        .sum();
     progress.phase("restoring", Some(total));
-    write_contents(repo, &items, options.workers, progress)?;
+    write_contents(repo, &dir, items, options.workers, progress)?;
     progress.phase("verifying restored files", Some(total));
-    verify_staged(&items, progress)?;
-    apply_metadata(&items)?;
-    let mut staging = staging;
-    let previous = exchange_or_move(staging.path(), &target)?;
-    staging.disarm();
+    verify_staged(&dir, items, progress)?;
+    apply_metadata(&dir, items, options.no_xattrs)?;
+    let previous = put_in_place(&mut staging, &target)?;
     let files = items
         .iter()
         .filter(|i| i.node.kind == NodeKind::File)
         .count() as u64;
     Ok(RestoreReport {
         target,
+        source,
         files,
         other: items.len() as u64 - files,
         bytes: total,
@@ -190,16 +148,42 @@ pub fn restore_files(
     })
 }
 
+/// Creates every entry: directories, links, FIFOs and devices as they are,
+/// files of the right size (holes until written), hard links to their
+/// first file.
+fn create_skeleton(dir: &DirHandle, sel: &Selection) -> Result<()> {
+    for p in &sel.prefixes {
+        dir.create_dir_all(p)?;
+    }
+    for it in &sel.items {
+        match it.node.kind {
+            NodeKind::Dir => {
+                if !sel.prefixes.contains(&it.rel) {
+                    dir.create_dir(&it.rel)?;
+                }
+            }
+            NodeKind::Symlink => dir.symlink(&it.node.target_bytes()?, &it.rel)?,
+            NodeKind::File => match it.link {
+                Some(first) => dir.hardlink(&sel.items[first].rel, &it.rel)?,
+                None => dir.create_file(&it.rel, it.node.size)?,
+            },
+            kind => dir.mknod(&it.rel, kind, it.node.rdev)?,
+        }
+    }
+    Ok(())
+}
+
 /// Reads every needed pack region once and writes each blob wherever it
 /// occurs.
 fn write_contents(
     repo: &Repository,
+    dir: &DirHandle,
     items: &[Item],
     workers: usize,
     progress: &dyn Progress,
 ) -> Result<()> {
     let mut uses: HashMap<Id, Vec<(usize, u64)>> = HashMap::new();
-    for (i, it) in items.iter().enumerate() {
+    for (i, it) in items.iter().enumerate().filter(|(_, i)| i.link.is_none()) {
         let mut off = 0u64;
         for b in &it.node.blobs {
             uses.entry(*b).or_default().push((i, off));
@@ -240,7 +224,7 @@ fn write_contents(
         &packs,
         workers,
         || Ok(()),
-        |_, (pack, blobs)| restore_pack(repo, pack, blobs, &uses, items, progress),
+        |_, (pack, blobs)| restore_pack(repo, dir, pack, blobs, &uses, items, progress),
     )
 }
 
@@ -250,6 +234,7 @@ const MAX_GAP: u64 = 1024 * 1024;
 
 fn restore_pack(
     repo: &Repository,
+    dir: &DirHandle,
     pack: &Id,
     blobs: &[(Id, BlobLocation)],
     uses: &HashMap<Id, Vec<(usize, u64)>>,
@@ -272,19 +257,16 @@ fn restore_pack(
         let region = repo
             .store()
             .get_range(Kind::Pack, &name, start, end - start)
-            .map_err(|e| e.context(format!("reading pack {name}")))?;
+            .map_err(|e| missing_pack(e, &name))?;
         for (id, loc) in &blobs[i..j] {
             let a = (loc.offset as u64 - start) as usize;
             let sealed = &region[a..a + loc.length as usize];
             let plain = decode_blob(repo.cipher(), &loc.packed(*id), sealed, pack)?;
             for (item, off) in &uses[id] {
                 let it = &items[*item];
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&it.staged)
-                    .map_err(|e| target_err(format!("cannot open {}", it.staged.display()), e))?;
-                f.write_all_at(&plain, *off)
-                    .map_err(|e| target_err(format!("cannot write {}", it.staged.display()), e))?;
+                let f = dir.open_file(&it.rel, true)?;
+                write_at(&f, &plain, *off, it.node.sparse)
+                    .map_err(|e| target_err(format!("cannot write {}", shown(&it.rel)), e))?;
                 progress.inc(plain.len() as u64);
             }
         }
@@ -293,17 +275,54 @@ fn restore_pack(
     Ok(())
 }
 
-fn verify_staged(items: &[Item], progress: &dyn Progress) -> Result<()> {
+/// A pack that cannot be read is damage when it is gone (the index names
+/// it), not a usage error.
+fn missing_pack(e: Error, name: &str) -> Error {
+    if e.kind() == ErrorKind::NotFound {
+        Error::corrupt(format!(
+            "pack {name} is missing from the repository although the index lists it: \
+             nothing was moved into place; run `backup verify` to see what it affects"
+        ))
+    } else {
+        e.context(format!("reading pack {name}"))
+    }
+}
+
+/// Block size below which a sparse file's zero runs are left as holes.
+const HOLE_BLOCK: usize = 4096;
+
+/// Writes `data` at `off`; for a sparse file, blocks of zeros aligned to
+/// [`HOLE_BLOCK`] are skipped and stay holes (the file was created as one).
+fn write_at(f: &std::fs::File, data: &[u8], off: u64, sparse: bool) -> std::io::Result<()> {
+    if !sparse {
+        return f.write_all_at(data, off);
+    }
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let abs = off + pos as u64;
+        let block_end = (pos + HOLE_BLOCK - (abs % HOLE_BLOCK as u64) as usize).min(data.len());
+        let block = &data[pos..block_end];
+        if block.iter().any(|b| *b != 0) {
+            f.write_all_at(block, abs)?;
+        }
+        pos = block_end;
+    }
+    Ok(())
+}
+
+fn verify_staged(dir: &DirHandle, items: &[Item], progress: &dyn Progress) -> Result<()> {
     let mut buf = vec![0u8; 1024 * 1024];
-    for it in items.iter().filter(|i| i.node.kind == NodeKind::File) {
-        let mut f = File::open(&it.staged)
-            .map_err(|e| target_err(format!("cannot reopen {}", it.staged.display()), e))?;
+    let files = items
+        .iter()
+        .filter(|i| i.node.kind == NodeKind::File && i.link.is_none());
+    for it in files {
+        let mut f = dir.open_file(&it.rel, false)?;
         let mut h = Sha256::new();
         let mut n = 0u64;
         loop {
             let r = f
                 .read(&mut buf)
-                .map_err(|e| target_err(format!("cannot read back {}", it.staged.display()), e))?;
+                .map_err(|e| target_err(format!("cannot read back {}", shown(&it.rel)), e))?;
             if r == 0 {
                 break;
             }
@@ -324,29 +343,28 @@ fn verify_staged(items: &[Item], progress: &dyn Progress) -> Result<()> {
     Ok(())
 }
 
-fn apply_metadata(items: &[Item]) -> Result<()> {
+/// Owner, extended attributes, mode and times, deepest entries first (so
+/// that setting a directory's times is not undone by changes inside it).
+/// Owner first, since a change of owner clears file capabilities; mode
+/// after the attributes, since a read-only mode would refuse them.
+fn apply_metadata(dir: &DirHandle, items: &[Item], no_xattrs: bool) -> Result<()> {
     let is_root = rustix::process::geteuid().is_root();
-    // Deepest first, so that setting a directory's times is not undone by
-    // changes inside it.
-    let mut order: Vec<&Item> = items.iter().collect();
-    order.sort_by_key(|i| std::cmp::Reverse(i.staged.components().count()));
+    let mut order: Vec<&Item> = items.iter().filter(|i| i.link.is_none()).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(i.rel.iter().filter(|b| **b == b'/').count()));
     for it in order {
-        let p: &Path = &it.staged;
         let n = &it.node;
         if is_root {
-            std::os::unix::fs::lchown(p, Some(n.uid), Some(n.gid))
-                .map_err(|e| target_err(format!("cannot set the owner of {}", p.display()), e))?;
+            dir.chown(&it.rel, n.uid, n.gid)?;
         }
-        let mtime = filetime::FileTime::from_unix_time(n.mtime, n.mtime_nsec);
-        if n.kind == NodeKind::Symlink {
-            filetime::set_symlink_file_times(p, mtime, mtime)
-                .map_err(|e| target_err(format!("cannot set times of {}", p.display()), e))?;
-            continue;
+        if !no_xattrs {
+            for (name, value) in n.xattr_values()? {
+                dir.set_xattr(&it.rel, name, &value)?;
+            }
         }
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(n.mode))
-            .map_err(|e| target_err(format!("cannot set the mode of {}", p.display()), e))?;
-        filetime::set_file_times(p, mtime, mtime)
-            .map_err(|e| target_err(format!("cannot set times of {}", p.display()), e))?;
+        if n.kind != NodeKind::Symlink {
+            dir.chmod(&it.rel, n.mode)?;
+        }
+        dir.set_mtime(&it.rel, n.mtime, n.mtime_nsec)?;
     }
     Ok(())
 }

@@ -3,11 +3,14 @@
 mod database;
 mod database_check;
 mod files;
+mod handle;
 mod place;
+mod selection;
 
 pub use database::{
     component_blobs, drop_database, restore_database, DatabaseRestoreOptions, DatabaseRestoreReport,
 };
 pub use database_check::{restore_test, Mismatch, RestoreTestReport};
 pub use files::{restore_files, RestoreOptions, RestoreReport};
-pub use place::{exchange_or_move, StagingDir};
+pub use place::{exchange_or_move, put_in_place, StagingDir};
+pub use selection::{full_path, under};

@@ -7,7 +7,7 @@ pub use database::{
     DatabaseProperties, DatabaseSetting, Extension, Grant, LargeObject, MatView, PostgresComponent,
     SequenceValue, StreamRef, TableData, TableStream,
 };
-pub use tree::{load_tree, save_tree, Node, NodeKind};
+pub use tree::{encode_name, load_tree, save_tree, Node, NodeKind, Xattr};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
@@ -29,9 +29,26 @@ pub struct FileStats {
     pub symlinks: u64,
     /// Bytes of file content.
     pub bytes: u64,
-    /// Entries left out because they could not be read (`--skip-unreadable`).
+    /// Entries left out: unreadable with `--skip-unreadable`, or sockets.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub skipped: u64,
+    /// FIFOs and device nodes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub special: u64,
+    /// Files that are hard links to an earlier file of the same listing.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hardlinks: u64,
+    /// Files that changed while they were read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub changed: u64,
+}
+
+impl FileStats {
+    /// Whether the capture left something out or read something that moved
+    /// (the run then ends with warnings).
+    pub fn incomplete(&self) -> bool {
+        self.skipped > 0 || self.changed > 0
+    }
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -69,6 +86,10 @@ impl Component {
 /// A captured file tree.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FilesComponent {
+    /// The component's name (`--files NAME=PATH`); empty in snapshots of
+    /// earlier versions, see [`FilesComponent::name`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
     /// Absolute path of the captured tree (or file).
     pub path: String,
     /// Blobs of the file listing.
@@ -79,9 +100,33 @@ pub struct FilesComponent {
     /// leaves out the same paths).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excludes: Vec<String>,
+    /// Set when extended attributes were left out (`--no-xattrs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_xattrs: bool,
     /// Problems met while reading (files that changed, skipped entries).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+impl FilesComponent {
+    /// The component's name: the given one, else the last element of its
+    /// path (`/` for the root).
+    pub fn name(&self) -> &str {
+        if !self.name.is_empty() {
+            return &self.name;
+        }
+        default_component_name(&self.path)
+    }
+}
+
+/// The name a file component gets when none is given: the last element of
+/// its path.
+pub fn default_component_name(path: &str) -> &str {
+    path.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("/")
 }
 
 /// What a create run stored.
@@ -162,6 +207,9 @@ impl Snapshot {
             t.symlinks += f.stats.symlinks;
             t.bytes += f.stats.bytes;
             t.skipped += f.stats.skipped;
+            t.special += f.stats.special;
+            t.hardlinks += f.stats.hardlinks;
+            t.changed += f.stats.changed;
         }
         t
     }

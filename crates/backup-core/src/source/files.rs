@@ -1,17 +1,24 @@
 //! The file source: directory trees and single files.
 //!
-//! Keeps mode, owner, mtime, symlinks and empty directories; excludes by
-//! glob; records each file's SHA-256; detects files that change while they
-//! are read. Sockets, FIFOs and devices are skipped with a warning.
+//! Keeps names as exact bytes, mode, owner, mtime, symlinks, empty
+//! directories, FIFOs and device nodes, hard links (within one tree), holes
+//! of sparse files and extended attributes (ACLs and file capabilities
+//! among them); excludes by glob; records each file's SHA-256; detects files
+//! that change while they are read. Sockets are left out, with a warning:
+//! the program that listens on one creates it again. Everything left out or
+//! read while changing is counted, so the run ends with warnings.
 
+use super::xattrs::read_xattrs;
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::Progress;
 use crate::repository::{BlobKind, Saver, StreamError};
 use crate::snapshot::{save_tree, FileStats, FilesComponent, Node, NodeKind};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use sha2::Digest;
+use std::collections::HashMap;
 use std::fs::{File, Metadata};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// Options of the file source.
@@ -24,11 +31,13 @@ pub struct FilesOptions {
     pub skip_unreadable: bool,
     /// Read every file, even those unchanged since the parent snapshot.
     pub force: bool,
+    /// Leave extended attributes (and so ACLs and capabilities) out.
+    pub no_xattrs: bool,
 }
 
-/// The previous capture of the same tree: files whose size, times and
-/// inode are unchanged reuse its blobs without being read again.
-pub type Parent = std::collections::HashMap<String, Node>;
+/// The previous capture of the same tree, by exact path: files whose size,
+/// times and inode are unchanged reuse its blobs without being read again.
+pub type Parent = HashMap<Vec<u8>, Node>;
 
 fn unchanged(old: &Node, meta: &Metadata, index: &crate::repository::Index) -> bool {
     old.kind == NodeKind::File
@@ -80,9 +89,30 @@ pub fn absolute_source(path: &Path) -> Result<PathBuf> {
     }
 }
 
-fn base_node(rel: String, kind: NodeKind, meta: &Metadata) -> Node {
-    Node {
-        path: rel,
+/// What a directory entry is, as a listing node kind; `None` for sockets.
+fn kind_of(meta: &Metadata) -> Option<NodeKind> {
+    let ft = meta.file_type();
+    Some(if ft.is_dir() {
+        NodeKind::Dir
+    } else if ft.is_symlink() {
+        NodeKind::Symlink
+    } else if ft.is_file() {
+        NodeKind::File
+    } else if ft.is_fifo() {
+        NodeKind::Fifo
+    } else if ft.is_char_device() {
+        NodeKind::Chardev
+    } else if ft.is_block_device() {
+        NodeKind::Blockdev
+    } else {
+        return None;
+    })
+}
+
+fn base_node(rel: &[u8], kind: NodeKind, meta: &Metadata) -> Node {
+    let mut n = Node {
+        path: String::new(),
+        path_raw: None,
         kind,
         mode: meta.mode() & 0o7777,
         uid: meta.uid(),
@@ -93,38 +123,217 @@ fn base_node(rel: String, kind: NodeKind, meta: &Metadata) -> Node {
         sha256: None,
         blobs: Vec::new(),
         target: None,
+        target_raw: None,
+        hardlink: None,
+        hardlink_raw: None,
+        rdev: 0,
+        sparse: false,
+        xattrs: Vec::new(),
         inode: meta.ino(),
         ctime: meta.ctime(),
         ctime_nsec: meta.ctime_nsec() as u32,
         changed_during_read: false,
+    };
+    n.set_path(rel);
+    if matches!(kind, NodeKind::Chardev | NodeKind::Blockdev) {
+        n.rdev = meta.rdev();
     }
+    if kind == NodeKind::File {
+        n.sparse = meta.blocks().saturating_mul(512) < meta.len();
+    }
+    n
 }
 
 struct Entry {
-    rel: String,
+    rel: Vec<u8>,
     abs: PathBuf,
     meta: Metadata,
 }
 
-/// An entry that cannot be read: fails the capture, or with
-/// `--skip-unreadable` is counted and recorded as a warning.
-fn unreadable(
-    msg: String,
-    options: &FilesOptions,
-    progress: &dyn Progress,
-    warnings: &mut Vec<String>,
-    skipped: &mut u64,
-) -> Result<()> {
-    if !options.skip_unreadable {
-        return Err(Error::new(
-            ErrorKind::Source,
-            format!("{msg}; fix its permissions, leave it out with --exclude, or pass --skip-unreadable"),
-        ));
+/// One capture of one tree: its entries become nodes, with what was left
+/// out or changed counted and reported.
+struct Capture<'a> {
+    saver: &'a Saver,
+    options: &'a FilesOptions,
+    parent: Option<&'a Parent>,
+    progress: &'a dyn Progress,
+    nodes: Vec<Node>,
+    stats: FileStats,
+    warnings: Vec<String>,
+    /// First node of each multiply linked inode, by (device, inode).
+    links: HashMap<(u64, u64), usize>,
+}
+
+impl Capture<'_> {
+    /// Records a warning and shows it.
+    fn warn(&mut self, msg: String) {
+        self.progress.warn(&msg);
+        self.warnings.push(msg);
     }
-    progress.warn(&msg);
-    warnings.push(msg);
-    *skipped += 1;
-    Ok(())
+
+    /// An entry that cannot be read: fails the capture, or with
+    /// `--skip-unreadable` is counted and recorded as a warning.
+    fn unreadable(&mut self, msg: String) -> Result<()> {
+        if !self.options.skip_unreadable {
+            return Err(Error::new(
+                ErrorKind::Source,
+                format!("{msg}; fix its permissions, leave it out with --exclude, or pass --skip-unreadable"),
+            ));
+        }
+        self.stats.skipped += 1;
+        self.warn(msg);
+        Ok(())
+    }
+
+    /// Walks the tree: every entry that is not excluded, with its metadata.
+    fn walk(&mut self, root: &Path, excludes: &GlobSet) -> Result<Vec<Entry>> {
+        let mut entries = Vec::new();
+        let walker = walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !excluded(excludes, e.path()));
+        for item in walker {
+            let item = match item {
+                Ok(i) => i,
+                Err(e) => {
+                    let path = e.path().map(|p| p.display().to_string());
+                    let msg = format!("cannot read {}", path.unwrap_or_default());
+                    self.unreadable(format!("{msg}: {}", io_reason(&e)))?;
+                    continue;
+                }
+            };
+            let abs = item.path().to_path_buf();
+            let rel = abs
+                .strip_prefix(root)
+                .unwrap_or(Path::new(""))
+                .as_os_str()
+                .as_bytes()
+                .to_vec();
+            match item.metadata() {
+                Ok(meta) => entries.push(Entry { rel, abs, meta }),
+                Err(e) => {
+                    let msg = format!("cannot stat {}: {}", abs.display(), io_reason(&e));
+                    self.unreadable(msg)?;
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Turns one entry into a node (none for what is left out).
+    fn add(&mut self, e: Entry) -> Result<()> {
+        let Some(kind) = kind_of(&e.meta) else {
+            self.stats.skipped += 1;
+            self.warn(format!(
+                "skipped {}: sockets are not captured (the program that listens on one creates it again)",
+                e.abs.display()
+            ));
+            return Ok(());
+        };
+        let mut n = base_node(&e.rel, kind, &e.meta);
+        if !self.options.no_xattrs && !self.attach_xattrs(&mut n, &e)? {
+            return Ok(());
+        }
+        match kind {
+            NodeKind::Dir => self.stats.dirs += 1,
+            NodeKind::Symlink => {
+                let target = std::fs::read_link(&e.abs)
+                    .map_err(|err| Error::io(format!("reading link {}", e.abs.display()), err))?;
+                n.set_target(target.as_os_str().as_bytes());
+                self.stats.symlinks += 1;
+            }
+            NodeKind::Fifo | NodeKind::Chardev | NodeKind::Blockdev => self.stats.special += 1,
+            NodeKind::File => return self.add_file(n, e),
+        }
+        self.nodes.push(n);
+        Ok(())
+    }
+
+    /// Reads the entry's extended attributes into the node; `false` when
+    /// they could not be read and the entry was skipped.
+    fn attach_xattrs(&mut self, n: &mut Node, e: &Entry) -> Result<bool> {
+        match read_xattrs(&e.abs) {
+            Ok((xattrs, bad)) => {
+                n.xattrs = xattrs;
+                if !bad.is_empty() {
+                    self.stats.skipped += 1;
+                    self.warn(format!(
+                        "left out extended attributes of {} whose names are not UTF-8: {}",
+                        e.abs.display(),
+                        bad.join(", ")
+                    ));
+                }
+                Ok(true)
+            }
+            Err(err) => {
+                let msg = format!(
+                    "cannot read the extended attributes of {}: {err} (or pass --no-xattrs)",
+                    e.abs.display()
+                );
+                self.unreadable(msg)?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// A regular file: a hard link to an earlier one, unchanged since the
+    /// parent snapshot, or read now.
+    fn add_file(&mut self, mut n: Node, e: Entry) -> Result<()> {
+        let key = (e.meta.dev(), e.meta.ino());
+        if e.meta.nlink() > 1 {
+            if let Some(&first) = self.links.get(&key) {
+                let f = &self.nodes[first];
+                let first_path = f.path_bytes()?;
+                (n.size, n.sha256, n.blobs) = (f.size, f.sha256.clone(), f.blobs.clone());
+                n.set_hardlink(&first_path);
+                self.stats.files += 1;
+                self.stats.hardlinks += 1;
+                self.progress.inc(n.size);
+                self.nodes.push(n);
+                return Ok(());
+            }
+        }
+        let reuse = self
+            .parent
+            .and_then(|p| p.get(&e.rel))
+            .filter(|o| !self.options.force && unchanged(o, &e.meta, &self.saver.index()))
+            .cloned();
+        if let Some(old) = reuse {
+            (n.size, n.sha256, n.blobs) = (old.size, old.sha256, old.blobs);
+            self.progress.inc(n.size);
+        } else {
+            let Some(read) = capture_file(self.saver, &e, self.progress)? else {
+                let msg = format!("cannot read {}: permission denied", e.abs.display());
+                return self.unreadable(msg);
+            };
+            if read.changed_during_read {
+                self.stats.changed += 1;
+                self.warn(format!(
+                    "{} changed while it was read: its copy may be inconsistent",
+                    e.abs.display()
+                ));
+            }
+            n = Node {
+                xattrs: n.xattrs,
+                ..read
+            };
+        }
+        self.stats.files += 1;
+        self.stats.bytes += n.size;
+        if e.meta.nlink() > 1 {
+            self.links.insert(key, self.nodes.len());
+        }
+        self.nodes.push(n);
+        Ok(())
+    }
+}
+
+/// The OS reason of a walk error, without repeating the path.
+fn io_reason(e: &walkdir::Error) -> String {
+    e.io_error()
+        .map(|io| io.to_string())
+        .unwrap_or_else(|| e.to_string())
 }
 
 /// Captures one tree (or file) into a component.
@@ -137,131 +346,36 @@ pub fn capture_files(
 ) -> Result<FilesComponent> {
     let root = absolute_source(root)?;
     let excludes = build_excludes(&options.excludes)?;
-    let mut skipped = 0u64;
-    let mut warnings = Vec::new();
-    let mut entries = Vec::new();
-    let walker = walkdir::WalkDir::new(&root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !excluded(&excludes, e.path()));
-    for item in walker {
-        let item = match item {
-            Ok(i) => i,
-            Err(e) => {
-                let path = e
-                    .path()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
-                unreadable(
-                    format!("cannot read {path}: {e}"),
-                    options,
-                    progress,
-                    &mut warnings,
-                    &mut skipped,
-                )?;
-                continue;
-            }
-        };
-        let abs = item.path().to_path_buf();
-        let rel_path = abs.strip_prefix(&root).unwrap_or(Path::new(""));
-        let Some(rel) = rel_path.to_str() else {
-            let msg = format!("skipped {}: its name is not valid UTF-8", abs.display());
-            progress.warn(&msg);
-            warnings.push(msg);
-            continue;
-        };
-        let meta = match item.metadata() {
-            Ok(m) => m,
-            Err(e) => {
-                unreadable(
-                    format!("cannot stat {}: {e}", abs.display()),
-                    options,
-                    progress,
-                    &mut warnings,
-                    &mut skipped,
-                )?;
-                continue;
-            }
-        };
-        entries.push(Entry {
-            rel: rel.to_string(),
-            abs,
-            meta,
-        });
-    }
+    let mut cap = Capture {
+        saver,
+        options,
+        parent,
+        progress,
+        nodes: Vec::new(),
+        stats: FileStats::default(),
+        warnings: Vec::new(),
+        links: HashMap::new(),
+    };
+    let entries = cap.walk(&root, &excludes)?;
     let total: u64 = entries
         .iter()
         .filter(|e| e.meta.is_file())
         .map(|e| e.meta.len())
         .sum();
     progress.phase(&format!("reading {}", root.display()), Some(total));
-
-    let mut nodes = Vec::with_capacity(entries.len());
-    let mut stats = FileStats::default();
+    cap.nodes.reserve(entries.len());
     for e in entries {
-        let ft = e.meta.file_type();
-        if ft.is_dir() {
-            stats.dirs += 1;
-            nodes.push(base_node(e.rel, NodeKind::Dir, &e.meta));
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(&e.abs)
-                .map_err(|err| Error::io(format!("reading link {}", e.abs.display()), err))?;
-            let mut n = base_node(e.rel, NodeKind::Symlink, &e.meta);
-            n.target = Some(target.to_string_lossy().into_owned());
-            stats.symlinks += 1;
-            nodes.push(n);
-        } else if ft.is_file() {
-            let reuse = parent
-                .and_then(|p| p.get(&e.rel))
-                .filter(|o| !options.force && unchanged(o, &e.meta, &saver.index()))
-                .cloned();
-            if let Some(old) = reuse {
-                let mut n = base_node(e.rel, NodeKind::File, &e.meta);
-                n.size = old.size;
-                n.sha256 = old.sha256;
-                n.blobs = old.blobs;
-                progress.inc(n.size);
-                stats.files += 1;
-                stats.bytes += n.size;
-                nodes.push(n);
-                continue;
-            }
-            match capture_file(saver, &e, progress)? {
-                Some(n) => {
-                    if n.changed_during_read {
-                        let msg = format!(
-                            "{} changed while it was read: its copy may be inconsistent",
-                            e.abs.display()
-                        );
-                        progress.warn(&msg);
-                        warnings.push(msg);
-                    }
-                    stats.files += 1;
-                    stats.bytes += n.size;
-                    nodes.push(n);
-                }
-                None => {
-                    let msg = format!("cannot read {}: permission denied", e.abs.display());
-                    unreadable(msg, options, progress, &mut warnings, &mut skipped)?;
-                }
-            }
-        } else {
-            let msg = format!(
-                "skipped {}: sockets, FIFOs and devices are not captured",
-                e.abs.display()
-            );
-            warnings.push(msg);
-        }
+        cap.add(e)?;
     }
-    stats.skipped = skipped;
-    let tree = save_tree(saver, &nodes)?;
+    let tree = save_tree(saver, &cap.nodes)?;
     Ok(FilesComponent {
+        name: String::new(),
         path: root.to_string_lossy().into_owned(),
         tree,
-        stats,
+        stats: cap.stats,
         excludes: options.excludes.clone(),
-        warnings,
+        no_xattrs: options.no_xattrs,
+        warnings: cap.warnings,
     })
 }
 
@@ -303,7 +417,7 @@ fn capture_file(saver: &Saver, e: &Entry, progress: &dyn Progress) -> Result<Opt
         }
         None => true,
     } || stored.size != before.len();
-    let mut n = base_node(e.rel.clone(), NodeKind::File, &before);
+    let mut n = base_node(&e.rel, NodeKind::File, &before);
     n.size = stored.size;
     n.sha256 = Some(stored.sha256);
     n.blobs = stored.blobs;
@@ -312,8 +426,14 @@ fn capture_file(saver: &Saver, e: &Entry, progress: &dyn Progress) -> Result<Opt
 }
 
 /// Walks a live tree and hashes its files without storing anything (for
-/// `diff --live`). Unreadable entries are reported as errors.
-pub fn scan_live(root: &Path, excludes: &[String], progress: &dyn Progress) -> Result<Vec<Node>> {
+/// `diff --live`). Unreadable entries are reported as errors; sockets are
+/// left out, as capture leaves them out.
+pub fn scan_live(
+    root: &Path,
+    excludes: &[String],
+    xattrs: bool,
+    progress: &dyn Progress,
+) -> Result<Vec<Node>> {
     let set = build_excludes(excludes)?;
     let mut out = Vec::new();
     if std::fs::symlink_metadata(root).is_err() {
@@ -329,38 +449,43 @@ pub fn scan_live(root: &Path, excludes: &[String], progress: &dyn Progress) -> R
             Error::new(ErrorKind::Source, format!("cannot read the live tree: {e}"))
         })?;
         let abs = item.path();
-        let Some(rel) = abs.strip_prefix(root).unwrap_or(Path::new("")).to_str() else {
-            continue;
-        };
+        let rel = abs.strip_prefix(root).unwrap_or(Path::new(""));
         let meta = item.metadata().map_err(|e| {
             Error::new(
                 ErrorKind::Source,
-                format!("cannot stat {}: {e}", abs.display()),
+                format!("cannot stat {}: {}", abs.display(), io_reason(&e)),
             )
         })?;
-        let ft = meta.file_type();
-        if ft.is_dir() {
-            out.push(base_node(rel.to_string(), NodeKind::Dir, &meta));
-        } else if ft.is_symlink() {
-            let mut n = base_node(rel.to_string(), NodeKind::Symlink, &meta);
-            n.target = std::fs::read_link(abs)
-                .ok()
-                .map(|t| t.to_string_lossy().into_owned());
-            out.push(n);
-        } else if ft.is_file() {
-            let mut n = base_node(rel.to_string(), NodeKind::File, &meta);
-            let mut f = File::open(abs).map_err(|e| {
-                Error::new(ErrorKind::Source, format!("cannot read {}", abs.display()))
-                    .with_source(e)
-            })?;
-            let mut h = sha2::Sha256::new();
-            let size = std::io::copy(&mut f, &mut h)
-                .map_err(|e| Error::io(format!("reading {}", abs.display()), e))?;
-            progress.inc(size);
-            n.size = size;
-            n.sha256 = Some(hex::encode(sha2::Digest::finalize(h)));
-            out.push(n);
+        let Some(kind) = kind_of(&meta) else { continue };
+        let mut n = base_node(rel.as_os_str().as_bytes(), kind, &meta);
+        if xattrs {
+            n.xattrs = read_xattrs(abs)
+                .map_err(|e| Error::io(format!("reading the attributes of {}", abs.display()), e))?
+                .0;
         }
+        match kind {
+            NodeKind::Symlink => {
+                let t = std::fs::read_link(abs)
+                    .map_err(|e| Error::io(format!("reading link {}", abs.display()), e))?;
+                n.set_target(t.as_os_str().as_bytes());
+            }
+            NodeKind::File => hash_live(abs, &mut n, progress)?,
+            _ => {}
+        }
+        out.push(n);
     }
     Ok(out)
+}
+
+fn hash_live(abs: &Path, n: &mut Node, progress: &dyn Progress) -> Result<()> {
+    let mut f = File::open(abs).map_err(|e| {
+        Error::new(ErrorKind::Source, format!("cannot read {}", abs.display())).with_source(e)
+    })?;
+    let mut h = sha2::Sha256::new();
+    let size = std::io::copy(&mut f, &mut h)
+        .map_err(|e| Error::io(format!("reading {}", abs.display()), e))?;
+    progress.inc(size);
+    n.size = size;
+    n.sha256 = Some(hex::encode(sha2::Digest::finalize(h)));
+    Ok(())
 }

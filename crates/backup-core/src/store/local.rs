@@ -136,6 +136,12 @@ impl ObjectStore for LocalStore {
         }
     }
 
+    fn parallel_puts(&self) -> usize {
+        // A local write is one buffered copy and an fsync: one writer keeps
+        // up with compression, and a second would hold a second pack.
+        1
+    }
+
     fn create(&self) -> Result<()> {
         if self.root.exists() {
             let non_empty = fs::read_dir(&self.root)

@@ -93,6 +93,11 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// Prepares an empty location for a new repository (creates the
     /// directory or checks that the bucket is reachable).
     fn create(&self) -> Result<()>;
+    /// How many pack uploads pay to run side by side: more hide network
+    /// latency; each holds a whole pack in memory.
+    fn parallel_puts(&self) -> usize {
+        2
+    }
 }
 
 /// Options for opening a store from a URL.

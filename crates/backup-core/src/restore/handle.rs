@@ -1,0 +1,205 @@
+//! A directory handle and the file operations relative to it.
+//!
+//! Restore works on paths relative to an open staging directory
+//! (`openat`-style), never on the staging prefix joined with the captured
+//! path: whatever could be captured can be restored, however close its
+//! path is to `PATH_MAX`, and a symlink planted in a parent cannot redirect
+//! a write (`O_NOFOLLOW` on every final component).
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::snapshot::NodeKind;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// An open directory; every operation takes a path relative to it.
+#[derive(Debug)]
+pub struct DirHandle {
+    fd: OwnedFd,
+}
+
+fn target_err(what: String, e: impl Into<std::io::Error>) -> Error {
+    Error::io(what, e.into()).with_kind(ErrorKind::Target)
+}
+
+/// A relative path for messages.
+pub fn shown(rel: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(rel)
+}
+
+fn nofollow() -> OFlags {
+    OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+impl DirHandle {
+    /// Opens the directory at `path`.
+    pub fn open(path: &Path) -> Result<DirHandle> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::DIRECTORY | OFlags::RDONLY | nofollow(),
+            Mode::empty(),
+        )
+        .map_err(|e| target_err(format!("cannot open {}", path.display()), e))?;
+        Ok(DirHandle { fd })
+    }
+
+    /// Creates the directory `rel` (private until its mode is applied).
+    pub fn create_dir(&self, rel: &[u8]) -> Result<()> {
+        rustix::fs::mkdirat(&self.fd, rel, Mode::from_raw_mode(0o700))
+            .map_err(|e| target_err(format!("cannot create {}", shown(rel)), e))
+    }
+
+    /// Creates `rel` and every missing directory above it.
+    pub fn create_dir_all(&self, rel: &[u8]) -> Result<()> {
+        let mut end = 0;
+        while end < rel.len() {
+            end = rel[end + 1..]
+                .iter()
+                .position(|b| *b == b'/')
+                .map_or(rel.len(), |p| end + 1 + p);
+            match rustix::fs::mkdirat(&self.fd, &rel[..end], Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => {
+                    return Err(target_err(
+                        format!("cannot create {}", shown(&rel[..end])),
+                        e,
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the empty regular file `rel` of `size` bytes (a hole, until
+    /// written).
+    pub fn create_file(&self, rel: &[u8], size: u64) -> Result<()> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            rel,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | nofollow(),
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| target_err(format!("cannot create {}", shown(rel)), e))?;
+        rustix::fs::ftruncate(&fd, size)
+            .map_err(|e| target_err(format!("cannot size {}", shown(rel)), e))
+    }
+
+    /// Opens the regular file `rel` for writing or reading.
+    pub fn open_file(&self, rel: &[u8], write: bool) -> Result<File> {
+        let mode = if write {
+            OFlags::WRONLY
+        } else {
+            OFlags::RDONLY
+        };
+        rustix::fs::openat(&self.fd, rel, mode | nofollow(), Mode::empty())
+            .map(File::from)
+            .map_err(|e| target_err(format!("cannot open {}", shown(rel)), e))
+    }
+
+    /// Creates the symlink `rel` pointing at `target`.
+    pub fn symlink(&self, target: &[u8], rel: &[u8]) -> Result<()> {
+        rustix::fs::symlinkat(target, &self.fd, rel)
+            .map_err(|e| target_err(format!("cannot create link {}", shown(rel)), e))
+    }
+
+    /// Makes `rel` a hard link to the existing `existing`.
+    pub fn hardlink(&self, existing: &[u8], rel: &[u8]) -> Result<()> {
+        rustix::fs::linkat(&self.fd, existing, &self.fd, rel, AtFlags::empty()).map_err(|e| {
+            target_err(
+                format!("cannot link {} to {}", shown(rel), shown(existing)),
+                e,
+            )
+        })
+    }
+
+    /// Creates a FIFO or device node.
+    pub fn mknod(&self, rel: &[u8], kind: NodeKind, rdev: u64) -> Result<()> {
+        let ft = match kind {
+            NodeKind::Fifo => FileType::Fifo,
+            NodeKind::Chardev => FileType::CharacterDevice,
+            NodeKind::Blockdev => FileType::BlockDevice,
+            other => unreachable!("mknod of a {other:?}"),
+        };
+        rustix::fs::mknodat(&self.fd, rel, ft, Mode::from_raw_mode(0o600), rdev).map_err(|e| {
+            let hint = if e == rustix::io::Errno::PERM {
+                " (only root can create device nodes: restore as root, or leave it out with --include)"
+            } else {
+                ""
+            };
+            target_err(format!("cannot create {}{hint}", shown(rel)), e)
+        })
+    }
+
+    /// Sets owner and group, not following a symlink.
+    pub fn chown(&self, rel: &[u8], uid: u32, gid: u32) -> Result<()> {
+        let (_parent, path) = self.through_parent(rel)?;
+        std::os::unix::fs::lchown(OsStr::from_bytes(&path), Some(uid), Some(gid))
+            .map_err(|e| target_err(format!("cannot set the owner of {}", shown(rel)), e))
+    }
+
+    /// Sets the permission bits (not for symlinks, which have none).
+    pub fn chmod(&self, rel: &[u8], mode: u32) -> Result<()> {
+        rustix::fs::chmodat(&self.fd, rel, Mode::from_raw_mode(mode), AtFlags::empty())
+            .map_err(|e| target_err(format!("cannot set the mode of {}", shown(rel)), e))
+    }
+
+    /// Sets access and modification time, not following a symlink.
+    pub fn set_mtime(&self, rel: &[u8], secs: i64, nsec: u32) -> Result<()> {
+        let t = Timespec {
+            tv_sec: secs,
+            tv_nsec: nsec.into(),
+        };
+        let times = Timestamps {
+            last_access: t,
+            last_modification: t,
+        };
+        rustix::fs::utimensat(&self.fd, rel, &times, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| target_err(format!("cannot set the times of {}", shown(rel)), e))
+    }
+
+    /// Sets one extended attribute of `rel`, not following a symlink.
+    pub fn set_xattr(&self, rel: &[u8], name: &str, value: &[u8]) -> Result<()> {
+        let (_parent, path) = self.through_parent(rel)?;
+        rustix::fs::lsetxattr(OsStr::from_bytes(&path), name, value, XattrFlags::empty()).map_err(
+            |e| {
+                target_err(
+                    format!(
+                        "cannot set the extended attribute {name} of {} (restore as root, \
+                         onto a filesystem with extended attributes, or pass --no-xattrs)",
+                        shown(rel)
+                    ),
+                    e,
+                )
+            },
+        )
+    }
+
+    /// A short path to `rel` for the calls that have no `*at` form: its
+    /// parent is opened (`O_PATH`) and named through `/proc/self/fd/N/leaf`,
+    /// which resolves the parent by handle and does not follow the leaf.
+    /// The handle must outlive the use of the path.
+    fn through_parent(&self, rel: &[u8]) -> Result<(OwnedFd, Vec<u8>)> {
+        let (parent, leaf) = match rel.iter().rposition(|b| *b == b'/') {
+            Some(i) => (&rel[..i], &rel[i + 1..]),
+            None => (&b"."[..], rel),
+        };
+        let pfd = rustix::fs::openat(
+            &self.fd,
+            parent,
+            OFlags::PATH | OFlags::DIRECTORY | nofollow(),
+            Mode::empty(),
+        )
+        .map_err(|e| target_err(format!("cannot open {}", shown(parent)), e))?;
+        let mut path = format!("/proc/self/fd/{}/", fd_number(&pfd)).into_bytes();
+        path.extend_from_slice(leaf);
+        Ok((pfd, path))
+    }
+}
+
+fn fd_number(fd: &OwnedFd) -> i32 {
+    use std::os::fd::AsRawFd;
+    fd.as_fd().as_raw_fd()
+}
