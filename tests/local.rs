@@ -484,3 +484,19 @@ fn unchanged_files_are_not_read_again_but_changes_are_caught() {
         .ok();
     assert_eq!(digest(&src), digest(&restored(&target, &src)));
 }
+
+#[test]
+fn a_deleted_pack_makes_restore_report_damage_and_leave_no_target() {
+    let env = Env::local();
+    let src = env.path("tree");
+    fixture(&src);
+    env.init();
+    env.create(&[&src], &[]);
+    for pack in files_under(&Path::new(&env.repo).join("data")) {
+        std::fs::remove_file(pack).unwrap();
+    }
+    let target = env.path("out");
+    env.run(&["restore", "latest", "--target", target.to_str().unwrap()])
+        .fails(3, "missing");
+    assert!(!target.exists());
+}

@@ -289,7 +289,8 @@ impl Repository {
                 loc.offset as u64,
                 loc.length as u64,
             )
-            .map_err(|e| e.context(format!("reading blob {} from pack {pack}", id.short())))?;
+            .map_err(|e| pack_read_error(e, &pack.to_hex()))
+            .map_err(|e| e.context(format!("reading blob {}", id.short())))?;
         decode_blob(self.cipher(), &loc.packed(*id), &sealed, &pack)
     }
 
@@ -372,5 +373,18 @@ impl Repository {
             }
         }
         Ok(n)
+    }
+}
+
+/// The error of a failed pack read: a pack the index lists but the store
+/// lacks is damage (exit 3), not a usage error.
+pub(crate) fn pack_read_error(e: Error, name: &str) -> Error {
+    if e.kind() == ErrorKind::NotFound {
+        Error::corrupt(format!(
+            "pack {name} is missing from the repository although the index lists it: the \
+             repository is damaged; run `backup verify` to see what it affects"
+        ))
+    } else {
+        e.context(format!("reading pack {name}"))
     }
 }

@@ -9,7 +9,7 @@ use super::selection::{select_all, select_path, Item, Listing, Selection};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::progress::Progress;
-use crate::repository::{decode_blob, BlobLocation, Lock, Repository};
+use crate::repository::{decode_blob, pack_read_error, BlobLocation, Lock, Repository};
 use crate::snapshot::{load_tree, NodeKind, Snapshot};
 use crate::store::Kind;
 use sha2::{Digest, Sha256};
@@ -257,7 +257,7 @@ fn restore_pack(
         let region = repo
             .store()
             .get_range(Kind::Pack, &name, start, end - start)
-            .map_err(|e| missing_pack(e, &name))?;
+            .map_err(|e| pack_read_error(e, &name))?;
         for (id, loc) in &blobs[i..j] {
             let a = (loc.offset as u64 - start) as usize;
             let sealed = &region[a..a + loc.length as usize];
@@ -273,19 +273,6 @@ fn restore_pack(
         i = j;
     }
     Ok(())
-}
-
-/// A pack that cannot be read is damage when it is gone (the index names
-/// it), not a usage error.
-fn missing_pack(e: Error, name: &str) -> Error {
-    if e.kind() == ErrorKind::NotFound {
-        Error::corrupt(format!(
-            "pack {name} is missing from the repository although the index lists it: \
-             nothing was moved into place; run `backup verify` to see what it affects"
-        ))
-    } else {
-        e.context(format!("reading pack {name}"))
-    }
 }
 
 /// Block size below which a sparse file's zero runs are left as holes.
