@@ -111,3 +111,74 @@ fn flipped_byte_in_a_snapshot_object_is_named() {
     );
     assert_restore_refused(&env, &id);
 }
+
+/// Two snapshots tagged `nightly`; the newer manifest has a flipped byte.
+/// Returns the environment, the older id and the newer (damaged) id.
+fn newest_of_two_damaged() -> (Env, PathBuf, String, String) {
+    let env = Env::local();
+    let src = env.path("tree");
+    fixture(&src);
+    env.init();
+    let older = env.create(&[&src], &["--tag", "nightly"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(src.join("web/index.html"), b"<html>newer</html>\n").unwrap();
+    let newer = env.create(&[&src], &["--tag", "nightly"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    flip_byte(&Path::new(&env.repo).join("snapshots").join(&newer), 40);
+    (env, src, older, newer)
+}
+
+/// `latest` must not quietly mean an older snapshot: the message names the
+/// damaged manifest and how to choose one explicitly.
+fn assert_latest_refused(r: Run, damaged: &str) {
+    let r = r.fails(3, &format!("snapshots/{damaged}"));
+    for hint in ["id", "backup snapshots", "backup verify"] {
+        assert!(r.stderr.contains(hint), "no {hint:?} in: {}", r.stderr);
+    }
+}
+
+#[test]
+fn latest_refuses_to_fall_back_past_a_damaged_newest_manifest() {
+    let (env, _src, older, newer) = newest_of_two_damaged();
+    let target = env.path("restore");
+    let t = target.to_str().unwrap();
+    let bundle = env.path("bundle.tar");
+    let b = bundle.to_str().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["restore", "latest", "--target", t],
+        vec!["restore", "latest", "--tag", "nightly", "--target", t],
+        vec!["show", "latest"],
+        vec!["show", "latest", "--tag", "nightly"],
+        vec!["show"],
+        vec!["export", "latest", "-o", b],
+        vec!["export", "latest", "--tag", "nightly", "-o", b],
+        vec!["diff", &older, "latest"],
+        vec!["diff", "latest", "--live"],
+    ];
+    for args in commands {
+        let r = env.run(&args);
+        assert!(!r.stdout.contains(&older[..8]), "{args:?}: {r:?}");
+        assert_latest_refused(r, &newer);
+    }
+    assert!(!target.exists(), "nothing may be restored");
+    assert!(!bundle.exists(), "nothing may be exported");
+    // Naming the older snapshot explicitly still works.
+    env.run(&["restore", &older, "--target", t]).ok();
+    assert!(target.exists());
+}
+
+#[test]
+fn latest_with_its_only_snapshot_damaged_is_damage_not_an_empty_repository() {
+    let (env, _src, id) = setup();
+    flip_byte(&Path::new(&env.repo).join("snapshots").join(&id), 40);
+    let target = env.path("restore");
+    let r = env.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert!(!r.stderr.contains("no snapshot yet"), "{}", r.stderr);
+    assert_latest_refused(r, &id);
+    assert_latest_refused(env.run(&["show"]), &id);
+    assert!(!target.exists());
+}
