@@ -182,3 +182,33 @@ fn latest_with_its_only_snapshot_damaged_is_damage_not_an_empty_repository() {
     assert_latest_refused(env.run(&["show"]), &id);
     assert!(!target.exists());
 }
+
+/// Changes one hex digit of the wrapped master key in the only key object
+/// (the JSON stays valid, so only the name check can tell damage from a
+/// wrong password).
+fn damage_the_key(env: &Env) -> String {
+    let key = only_file(&Path::new(&env.repo).join("keys"));
+    let mut text = std::fs::read_to_string(&key).unwrap();
+    let at = text.find("\"data\": \"").unwrap() + 9 + 20;
+    let old = text.as_bytes()[at];
+    let new = if old == b'0' { "1" } else { "0" };
+    text.replace_range(at..at + 1, new);
+    std::fs::write(&key, text).unwrap();
+    key.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[test]
+fn damaged_key_object_is_damage_not_a_wrong_password() {
+    let (env, _src, id) = setup();
+    let name = damage_the_key(&env);
+    for args in [vec!["snapshots"], vec!["verify"], vec!["show", &id]] {
+        let r = env.run(&args).fails(3, &format!("key object keys/{name}"));
+        assert!(r.stderr.contains("is damaged"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains("restore a copy of the keys/ folder"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("wrong password"), "{}", r.stderr);
+    }
+}
