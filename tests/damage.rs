@@ -212,3 +212,103 @@ fn damaged_key_object_is_damage_not_a_wrong_password() {
         assert!(!r.stderr.contains("wrong password"), "{}", r.stderr);
     }
 }
+
+#[test]
+fn flipped_digits_in_the_config_are_damage_found_by_every_command() {
+    for (field, encrypted) in [
+        ("seed", true),
+        ("compression_level", true),
+        ("seed", false),
+        ("compression_level", false),
+    ] {
+        let mut env = Env::local();
+        let src = env.path("tree");
+        fixture(&src);
+        if encrypted {
+            env.init();
+        } else {
+            env.password = None;
+            env.run(&["init", "--insecure-no-encryption"]).ok();
+        }
+        let id = env.create(&[&src], &[])["id"].as_str().unwrap().to_string();
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(Path::new(&env.repo).join("config")).unwrap())
+                .unwrap();
+        // One digit changes, the value stays in range.
+        let (from, to) = match field {
+            "seed" => {
+                let seed = cfg["chunker"]["seed"].as_u64().unwrap();
+                let other = if seed % 10 == 1 {
+                    seed - 1
+                } else {
+                    seed / 10 * 10 + 1
+                };
+                (format!("\"seed\": {seed}"), format!("\"seed\": {other}"))
+            }
+            _ => (
+                "\"compression_level\": 3".to_string(),
+                "\"compression_level\": 4".to_string(),
+            ),
+        };
+        edit_config_text(&env.repo, &from, &to);
+        let target = env.path("restore");
+        let t = target.to_str().unwrap();
+        for args in [
+            vec!["verify", "--read-data"],
+            vec!["snapshots"],
+            vec!["create", "--files", src.to_str().unwrap()],
+            vec!["restore", &id, "--target", t],
+        ] {
+            let r = env.run(&args).fails(3, "config object of");
+            assert!(
+                r.stderr.contains("does not match its checksum"),
+                "{field} {args:?}: {}",
+                r.stderr
+            );
+            assert!(r.stderr.contains("backup copy"), "{}", r.stderr);
+        }
+        assert!(!target.exists());
+        assert_eq!(
+            files_under(&Path::new(&env.repo).join("snapshots")).len(),
+            1,
+            "no snapshot written with a damaged config"
+        );
+        // Put the digit back: everything is fine again.
+        edit_config_text(&env.repo, &to, &from);
+        env.run(&["verify", "--read-data"]).ok();
+    }
+}
+
+#[test]
+fn a_config_edited_with_a_recomputed_checksum_fails_its_mac() {
+    let (env, _src, _id) = setup();
+    edit_config_with_checksum(&env.repo, |v| v["compression_level"] = 9.into());
+    let r = env.run(&["snapshots"]).fails(3, "fails authentication");
+    assert!(r.stderr.contains("backup copy"), "{}", r.stderr);
+    // Claiming the repository is unencrypted skips the MAC, but the key objects give it away.
+    let (env, _src, _id) = setup();
+    edit_config_with_checksum(&env.repo, |v| {
+        v["encryption"] = "none".into();
+        v.as_object_mut().unwrap().remove("mac");
+    });
+    env.run(&["snapshots"]).fails(3, "holds key objects");
+    env.run(&["verify"]).fails(3, "holds key objects");
+}
+
+#[test]
+fn a_config_without_checksum_is_refused_as_damaged() {
+    let (env, _src, _id) = setup();
+    let path = Path::new(&env.repo).join("config");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("checksum");
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let r = env.run(&["snapshots"]).fails(3, "has no checksum");
+    assert!(r.stderr.contains("pre-release"), "{}", r.stderr);
+    // A config of some other tool is still "not a repository".
+    std::fs::write(
+        &path,
+        br#"{"version": 2, "id": "abc", "chunker_polynomial": "3f"}"#,
+    )
+    .unwrap();
+    env.run(&["snapshots"]).fails(5, "not a backup repository");
+}
