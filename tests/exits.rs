@@ -5,6 +5,21 @@ use crate::common::*;
 use std::path::Path;
 
 #[test]
+fn a_repository_path_that_is_a_file_is_not_a_repository() {
+    let env = Env::local();
+    std::fs::write(&env.repo, b"not a directory").unwrap();
+    for args in [vec!["snapshots"], vec!["verify"]] {
+        let r = env
+            .run(&args)
+            .fails(5, "is a file, not a backup repository");
+        assert!(r.stderr.contains("--repo"), "{}", r.stderr);
+    }
+    env.run(&["init"])
+        .fails(2, "choose a new or empty directory");
+    assert_eq!(std::fs::read(&env.repo).unwrap(), b"not a directory");
+}
+
+#[test]
 fn an_os_error_is_printed_once() {
     let env = Env::local();
     env.init();
