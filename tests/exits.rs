@@ -5,6 +5,29 @@ use crate::common::*;
 use std::path::Path;
 
 #[test]
+fn a_missing_password_file_is_a_missing_password() {
+    let mut env = Env::local();
+    env.init();
+    env.password = None;
+    let missing = env.path("no-such-password");
+    env.extra
+        .push(("BACKUP_PASSWORD_FILE".into(), missing.display().to_string()));
+    let r = env.run(&["snapshots"]).fails(
+        4,
+        &format!("cannot read the password file {}", missing.display()),
+    );
+    assert!(r.stderr.contains("check the path"), "{}", r.stderr);
+    env.run(&["snapshots", "--password-file", missing.to_str().unwrap()])
+        .fails(4, "password file");
+    // An empty one gives no password either.
+    let empty = env.path("empty-password");
+    std::fs::write(&empty, "\n").unwrap();
+    std::fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    env.run(&["snapshots", "--password-file", empty.to_str().unwrap()])
+        .fails(4, "is empty");
+}
+
+#[test]
 fn a_repository_path_that_is_a_file_is_not_a_repository() {
     let env = Env::local();
     std::fs::write(&env.repo, b"not a directory").unwrap();

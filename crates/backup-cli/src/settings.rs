@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use backup_core::store::{open_store, ObjectStore, S3Settings, StoreOptions};
-use backup_core::Repository;
+use backup_core::{ErrorKind, Repository};
 use serde::Deserialize;
 use std::io::IsTerminal;
 use std::os::unix::fs::PermissionsExt;
@@ -68,10 +68,22 @@ pub struct Settings {
     password_file: Option<PathBuf>,
 }
 
-/// Reads a secret file, refusing one that others can read.
-pub fn read_secret_file(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the secret file {}", path.display()))?;
+/// Reads a secret file, refusing one that others can read. A file that is
+/// missing, unreadable or empty fails with `missing` as its kind (which
+/// decides the exit code).
+pub fn read_secret_file(path: &Path, what: &str, missing: ErrorKind) -> Result<Vec<u8>> {
+    let unreadable = |e: std::io::Error| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "; check the path"
+        } else {
+            ""
+        };
+        backup_core::Error::new(
+            missing,
+            format!("cannot read the {what} {}: {e}{hint}", path.display()),
+        )
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
     if meta.permissions().mode() & 0o004 != 0 {
         bail!(
             "{} is readable by every user: restrict it first (chmod 600 {})",
@@ -79,13 +91,15 @@ pub fn read_secret_file(path: &Path) -> Result<Vec<u8>> {
             path.display()
         );
     }
-    let mut data = std::fs::read(path)
-        .with_context(|| format!("cannot read the secret file {}", path.display()))?;
+    let mut data = std::fs::read(path).map_err(unreadable)?;
     while matches!(data.last(), Some(b'\n' | b'\r')) {
         data.pop();
     }
     if data.is_empty() {
-        bail!("the secret file {} is empty", path.display());
+        bail!(backup_core::Error::new(
+            missing,
+            format!("the {what} {} is empty", path.display())
+        ));
     }
     Ok(data)
 }
@@ -106,7 +120,7 @@ impl Settings {
         let secret = match (&file.s3.secret_access_key, &file.s3.secret_access_key_file) {
             (Some(s), _) => Some(s.clone()),
             (None, Some(p)) => Some(
-                String::from_utf8(read_secret_file(p)?)
+                String::from_utf8(read_secret_file(p, "S3 secret key file", ErrorKind::Io)?)
                     .context("the S3 secret key file is not UTF-8")?,
             ),
             _ => None,
@@ -138,7 +152,11 @@ impl Settings {
             }
         }
         if let Some(path) = &self.password_file {
-            return Ok(Some(read_secret_file(path)?));
+            return Ok(Some(read_secret_file(
+                path,
+                "password file",
+                ErrorKind::WrongPassword,
+            )?));
         }
         if std::io::stdin().is_terminal() {
             let p = rpassword::prompt_password("repository password: ")
