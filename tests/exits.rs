@@ -42,6 +42,41 @@ fn a_repository_path_that_is_a_file_is_not_a_repository() {
     assert_eq!(std::fs::read(&env.repo).unwrap(), b"not a directory");
 }
 
+/// Runs `backup snapshots` with `--config` pointing at a file holding `toml`.
+fn with_config_file(env: &Env, toml: &str) -> Run {
+    let cfg = env.path("backup.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    env.run(&["snapshots", "--config", cfg.to_str().unwrap()])
+}
+
+#[test]
+fn config_file_errors_are_usage_errors_naming_line_and_key() {
+    let env = Env::local();
+    env.init();
+    let r = with_config_file(&env, "# defaults\nrepositry = \"/srv/backup\"\n").fails(2, "line 2");
+    for want in ["`repositry`", "repository, password_file, s3"] {
+        assert!(r.stderr.contains(want), "no {want:?} in: {}", r.stderr);
+    }
+    let r = with_config_file(
+        &env,
+        "password_file = \"/etc/pw\"\n\n[s3]\nregion = \"eu\"\nendpont = \"http://x\"\n",
+    )
+    .fails(2, "line 5");
+    for want in [
+        "`s3.endpont`",
+        "endpoint, region, path_style, access_key_id, secret_access_key, secret_access_key_file",
+    ] {
+        assert!(r.stderr.contains(want), "no {want:?} in: {}", r.stderr);
+    }
+    let r = with_config_file(&env, "[s3]\npath_style = \"yes\"\n").fails(2, "line 2");
+    assert!(r.stderr.contains("key `s3.path_style`"), "{}", r.stderr);
+    assert!(r.stderr.contains("boolean"), "{}", r.stderr);
+    with_config_file(&env, "repository = \"unterminated\n").fails(2, "line 1");
+    let gone = env.path("gone.toml");
+    env.run(&["snapshots", "--config", gone.to_str().unwrap()])
+        .fails(2, "cannot read the config file");
+}
+
 #[test]
 fn an_os_error_is_printed_once() {
     let env = Env::local();
