@@ -96,3 +96,28 @@ fn an_os_error_is_printed_once() {
         "{r:?}"
     );
 }
+
+#[test]
+fn jobs_zero_is_refused_by_create_and_restore() {
+    let env = Env::local();
+    let src = env.path("tree");
+    fixture(&src);
+    env.init();
+    let r = env
+        .run(&["create", "--files", src.to_str().unwrap(), "--jobs", "0"])
+        .fails(2, "--jobs");
+    assert!(r.stderr.contains("0"), "{}", r.stderr);
+    assert_eq!(env.listed_snapshots(), 0, "nothing may be captured");
+    env.create(&[&src], &["--jobs", "1"]);
+    let target = env.path("restore");
+    env.run(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--jobs",
+        "0",
+    ])
+    .fails(2, "--jobs");
+    assert!(!target.exists());
+}
