@@ -121,3 +121,42 @@ fn jobs_zero_is_refused_by_create_and_restore() {
     .fails(2, "--jobs");
     assert!(!target.exists());
 }
+
+#[test]
+fn create_of_a_database_reports_the_bytes_it_read() {
+    let pg = testkit::Postgres::start();
+    pg.psql("postgres", "CREATE DATABASE dms");
+    pg.psql(
+        "dms",
+        "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 50000) g",
+    );
+    let env = Env::local();
+    env.init();
+    let r = env.run(&["create", "--postgres", &pg.conninfo("dms")]).ok();
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("snapshot "))
+        .unwrap_or_else(|| panic!("no summary line in {}", r.stdout));
+    let read = line
+        .split(", ")
+        .find(|p| p.ends_with(" read"))
+        .unwrap_or_else(|| panic!("no \"read\" in {line:?}"));
+    assert_ne!(read, "0 B read", "{line}");
+    assert!(
+        read.ends_with("MiB read") || read.ends_with("KiB read"),
+        "{line}"
+    );
+    // The same figure as --json's bytes_read.
+    let json = env
+        .run(&[
+            "create",
+            "--postgres",
+            &pg.conninfo("dms"),
+            "--force",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert!(json["bytes_read"].as_u64().unwrap() > 1_000_000, "{json}");
+}

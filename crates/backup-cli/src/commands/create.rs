@@ -124,7 +124,7 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
             r.id.short(),
             stats.files,
             stats.dirs,
-            human_bytes(stats.bytes),
+            human_bytes(snap.summary.bytes_read),
             human_bytes(snap.summary.new_bytes),
             human_bytes(snap.summary.stored_bytes),
             snap.summary.duration_secs
