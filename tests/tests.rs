@@ -4,6 +4,7 @@
 mod common;
 mod crash;
 mod damage;
+mod exits;
 mod faults;
 mod fidelity;
 mod local;

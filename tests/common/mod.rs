@@ -297,3 +297,65 @@ pub fn is_root() -> bool {
         .map(|m| m.uid() == 0)
         .unwrap_or(false)
 }
+
+/// The canonical form of a repository config (docs/FORMAT.md, `config`):
+/// every member but `checksum` and `mac`, no whitespace, members sorted by
+/// key at every level. Written here from the document, not the library.
+pub fn config_canonical(config: &serde_json::Value) -> String {
+    fn write(v: &serde_json::Value, top: bool, out: &mut String) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m
+                    .keys()
+                    .filter(|k| !top || (*k != "checksum" && *k != "mac"))
+                    .collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::to_string(k).unwrap());
+                    out.push(':');
+                    write(&m[*k], false, out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(a) => {
+                out.push('[');
+                for (i, e) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(e, false, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(config, true, &mut out);
+    out
+}
+
+/// Edits a local repository's `config` and recomputes its `checksum` (not
+/// its `mac`, which needs the master key): what someone who edits the
+/// config by hand and knows the format would produce.
+pub fn edit_config_with_checksum(repo: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = Path::new(repo).join("config");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut v);
+    let sum = hex::encode(Sha256::digest(config_canonical(&v).as_bytes()));
+    v["checksum"] = serde_json::Value::String(sum);
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+/// Replaces the first `from` in a local repository's `config` text by `to`
+/// (leaving the checksum as it is: damage, or a careless edit).
+pub fn edit_config_text(repo: &str, from: &str, to: &str) {
+    let path = Path::new(repo).join("config");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from:?} not in the config:\n{text}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}

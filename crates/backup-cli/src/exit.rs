@@ -6,13 +6,17 @@ use backup_core::ErrorKind;
 pub const OK: i32 = 0;
 /// Any failure not listed below.
 pub const FAILURE: i32 = 1;
-/// Bad usage: flags, arguments, an ambiguous or unknown snapshot id.
+/// Bad usage: flags, arguments, the `--config` file, an ambiguous or unknown
+/// snapshot id.
 pub const USAGE: i32 = 2;
-/// Damage found: `verify` problems, or a damaged object met elsewhere.
+/// Damage found: `verify` problems, or a damaged object (`config` and key
+/// objects included) met elsewhere.
 pub const DAMAGED: i32 = 3;
-/// Wrong or missing password.
+/// Wrong or missing password (a password file that is missing, unreadable
+/// or empty included).
 pub const PASSWORD: i32 = 4;
-/// Not a repository, or a format this tool does not know.
+/// Not a repository (a repository path that is a file included), or a format
+/// this tool does not know.
 pub const NOT_A_REPOSITORY: i32 = 5;
 /// Storage unreachable or refusing (network, credentials, bucket).
 pub const STORAGE: i32 = 6;
@@ -29,10 +33,10 @@ pub const WARNINGS: i32 = 10;
 pub const HELP: &str = "Exit codes:
   0  success
   1  failure not listed below
-  2  bad usage: flags, arguments, unknown or ambiguous snapshot id
-  3  damage found (verify problems, a damaged object)
-  4  wrong or missing password
-  5  not a repository, or an unknown repository format version
+  2  bad usage: flags, arguments, the --config file, unknown or ambiguous snapshot id
+  3  damage found (verify problems, a damaged object, config and keys/ included)
+  4  wrong or missing password (or the password file missing, unreadable, empty)
+  5  not a repository (also a repository path that is a file), or an unknown format version
   6  storage unreachable or refusing (network, credentials, bucket)
   7  repository locked by another process
   8  a source could not be read (no snapshot was written)

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use backup_core::store::{open_store, ObjectStore, S3Settings, StoreOptions};
-use backup_core::Repository;
+use backup_core::{ErrorKind, Repository};
 use serde::Deserialize;
 use std::io::IsTerminal;
 use std::os::unix::fs::PermissionsExt;
@@ -68,10 +68,22 @@ pub struct Settings {
     password_file: Option<PathBuf>,
 }
 
-/// Reads a secret file, refusing one that others can read.
-pub fn read_secret_file(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the secret file {}", path.display()))?;
+/// Reads a secret file, refusing one that others can read. A file that is
+/// missing, unreadable or empty fails with `missing` as its kind (which
+/// decides the exit code).
+pub fn read_secret_file(path: &Path, what: &str, missing: ErrorKind) -> Result<Vec<u8>> {
+    let unreadable = |e: std::io::Error| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "; check the path"
+        } else {
+            ""
+        };
+        backup_core::Error::new(
+            missing,
+            format!("cannot read the {what} {}: {e}{hint}", path.display()),
+        )
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
     if meta.permissions().mode() & 0o004 != 0 {
         bail!(
             "{} is readable by every user: restrict it first (chmod 600 {})",
@@ -79,15 +91,100 @@ pub fn read_secret_file(path: &Path) -> Result<Vec<u8>> {
             path.display()
         );
     }
-    let mut data = std::fs::read(path)
-        .with_context(|| format!("cannot read the secret file {}", path.display()))?;
+    let mut data = std::fs::read(path).map_err(unreadable)?;
     while matches!(data.last(), Some(b'\n' | b'\r')) {
         data.pop();
     }
     if data.is_empty() {
-        bail!("the secret file {} is empty", path.display());
+        bail!(backup_core::Error::new(
+            missing,
+            format!("the {what} {} is empty", path.display())
+        ));
     }
     Ok(data)
+}
+
+/// The keys allowed at the top of the config file, and in `[s3]`.
+const FILE_KEYS: &[&str] = &["repository", "password_file", "s3"];
+const FILE_S3_KEYS: &[&str] = &[
+    "endpoint",
+    "region",
+    "path_style",
+    "access_key_id",
+    "secret_access_key",
+    "secret_access_key_file",
+];
+
+/// Parses the TOML config file; errors name the line and key and are usage
+/// errors (exit code 2).
+fn parse_file_config(path: &Path, text: &str) -> Result<FileConfig> {
+    let err = match toml::from_str::<FileConfig>(text) {
+        Ok(c) => return Ok(c),
+        Err(e) => e,
+    };
+    let message = err.message().trim();
+    let mut at = String::new();
+    let mut table = String::new();
+    let mut key = None;
+    if let Some(span) = err.span() {
+        let start = span.start.min(text.len());
+        let line_no = text[..start].matches('\n').count() + 1;
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line = text[line_start..].lines().next().unwrap_or("");
+        at = format!("line {line_no}");
+        // The table the line belongs to: the last `[header]` above it.
+        for l in text[..line_start].lines() {
+            let l = l.trim();
+            if l.starts_with('[') && !l.starts_with("[[") {
+                if let Some(end) = l.find(']') {
+                    table = l[1..end].trim().to_string();
+                }
+            }
+        }
+        let header = line.trim();
+        if header.starts_with('[') && !header.starts_with("[[") {
+            // The error is about a table header: a key of the top level.
+            table.clear();
+            if let Some(end) = header.find(']') {
+                key = Some(header[1..end].trim().to_string());
+            }
+        } else if let Some((k, _)) = line.split_once('=') {
+            let k = k.trim().trim_matches('"');
+            if !k.is_empty() {
+                key = Some(if table.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{table}.{k}")
+                });
+            }
+        }
+    }
+    let detail = if message.starts_with("unknown field") {
+        let (allowed, scope) = if table == "s3" {
+            (FILE_S3_KEYS, "in [s3]")
+        } else {
+            (FILE_KEYS, "at the top level")
+        };
+        format!(
+            "unknown key{}; the keys allowed {scope} are {}",
+            key.as_ref().map(|k| format!(" `{k}`")).unwrap_or_default(),
+            allowed.join(", ")
+        )
+    } else {
+        match &key {
+            Some(k) => format!("key `{k}`: {message}"),
+            None => message.to_string(),
+        }
+    };
+    let at = if at.is_empty() {
+        String::new()
+    } else {
+        format!(", {at}")
+    };
+    bail!(backup_core::Error::usage(format!(
+        "the config file {}{at}: {detail}",
+        path.display()
+    )))
 }
 
 impl Settings {
@@ -95,10 +192,14 @@ impl Settings {
     pub fn resolve(args: &GlobalArgs) -> Result<Settings> {
         let file: FileConfig = match &args.config {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read the config file {}", p.display()))?;
-                toml::from_str(&text)
-                    .with_context(|| format!("the config file {} is not valid", p.display()))?
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    backup_core::Error::io(
+                        format!("cannot read the config file {}", p.display()),
+                        e,
+                    )
+                    .with_kind(ErrorKind::Usage)
+                })?;
+                parse_file_config(p, &text)?
             }
             None => FileConfig::default(),
         };
@@ -106,7 +207,7 @@ impl Settings {
         let secret = match (&file.s3.secret_access_key, &file.s3.secret_access_key_file) {
             (Some(s), _) => Some(s.clone()),
             (None, Some(p)) => Some(
-                String::from_utf8(read_secret_file(p)?)
+                String::from_utf8(read_secret_file(p, "S3 secret key file", ErrorKind::Io)?)
                     .context("the S3 secret key file is not UTF-8")?,
             ),
             _ => None,
@@ -138,7 +239,11 @@ impl Settings {
             }
         }
         if let Some(path) = &self.password_file {
-            return Ok(Some(read_secret_file(path)?));
+            return Ok(Some(read_secret_file(
+                path,
+                "password file",
+                ErrorKind::WrongPassword,
+            )?));
         }
         if std::io::stdin().is_terminal() {
             let p = rpassword::prompt_password("repository password: ")

@@ -116,6 +116,30 @@ impl Cipher {
         }
     }
 
+    /// HMAC-SHA256 of `data` under the master key's MAC key (the same
+    /// function as [`Cipher::blob_id`]), or `None` in an unencrypted
+    /// repository. Used to authenticate the `config` object.
+    pub fn tag(&self, data: &[u8]) -> Option<[u8; 32]> {
+        self.mac.as_ref().map(|mac| {
+            let mut m = mac.clone();
+            m.update(data);
+            m.finalize().into_bytes().into()
+        })
+    }
+
+    /// Whether `tag` is the [`Cipher::tag`] of `data`, compared in constant
+    /// time; always `false` in an unencrypted repository.
+    pub fn verify_tag(&self, data: &[u8], tag: &[u8]) -> bool {
+        match &self.mac {
+            Some(mac) => {
+                let mut m = mac.clone();
+                m.update(data);
+                m.verify_slice(tag).is_ok()
+            }
+            None => false,
+        }
+    }
+
     /// Encrypts `plain` (or returns it as it is when unencrypted).
     pub fn seal(&self, plain: &[u8]) -> Vec<u8> {
         match &self.aead {
@@ -176,6 +200,19 @@ mod tests {
         bad[NONCE_LEN + 2] ^= 1;
         let err = c.open(&bad, "object X").unwrap_err();
         assert!(err.to_string().contains("object X"));
+    }
+
+    #[test]
+    fn tags_verify_only_under_their_key_and_data() {
+        let a = Cipher::encrypted(&MasterKey::generate());
+        let b = Cipher::encrypted(&MasterKey::generate());
+        let t = a.tag(b"data").unwrap();
+        assert!(a.verify_tag(b"data", &t));
+        assert!(!a.verify_tag(b"datb", &t));
+        assert!(!a.verify_tag(b"data", &t[..31]));
+        assert!(!b.verify_tag(b"data", &t));
+        assert!(Cipher::plaintext().tag(b"data").is_none());
+        assert!(!Cipher::plaintext().verify_tag(b"data", &t));
     }
 
     #[test]

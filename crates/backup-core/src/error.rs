@@ -39,13 +39,18 @@ pub enum ErrorKind {
 }
 
 /// An error of the backup library.
+///
+/// Its `Display` is the whole message, the underlying cause (an OS error,
+/// a parse error) included as `": <cause>"`. The cause is therefore not
+/// also returned by [`std::error::Error::source`]: a chain printer such as
+/// anyhow's `{:#}` would print the OS message twice. It stays available as
+/// [`Error::cause`].
 #[derive(Debug, thiserror::Error)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     retryable: bool,
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    cause: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 /// The library's result type.
@@ -54,8 +59,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
+        if let Some(cause) = &self.cause {
+            write!(f, ": {cause}")?;
         }
         Ok(())
     }
@@ -68,7 +73,7 @@ impl Error {
             kind,
             message: message.into(),
             retryable: false,
-            source: None,
+            cause: None,
         }
     }
 
@@ -104,10 +109,16 @@ impl Error {
         Self::new(kind, context).with_source(err)
     }
 
-    /// Attaches the underlying cause.
+    /// Attaches the underlying cause (printed once, at the end of the
+    /// message).
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.cause = Some(Box::new(source));
         self
+    }
+
+    /// The underlying cause, if any (already part of the `Display` text).
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.cause.as_deref()
     }
 
     /// Prefixes the message with context, keeping the kind.
@@ -143,5 +154,27 @@ impl From<std::io::Error> for Error {
 impl From<serde_json::Error> for Error {
     fn from(err: serde_json::Error) -> Self {
         Error::corrupt("malformed JSON").with_source(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_is_printed_once_even_by_chain_printers() {
+        let os = std::io::Error::from_raw_os_error(libc::EACCES);
+        let text = os.to_string();
+        let e = Error::io("cannot read /x", os).context("opening");
+        assert_eq!(e.to_string(), format!("opening: cannot read /x: {text}"));
+        assert!(std::error::Error::source(&e).is_none());
+        assert!(e.cause().is_some());
+        let mut chained = e.to_string();
+        let mut next = std::error::Error::source(&e);
+        while let Some(c) = next {
+            chained.push_str(&format!(": {c}"));
+            next = c.source();
+        }
+        assert_eq!(chained.matches(&text).count(), 1, "{chained}");
     }
 }

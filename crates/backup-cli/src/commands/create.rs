@@ -21,8 +21,8 @@ pub struct Args {
     #[arg(long)]
     globals: bool,
     /// Parallel database connections.
-    #[arg(long, default_value_t = 2)]
-    jobs: usize,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: u16,
     /// Tables larger than this many MiB are read in parallel page ranges.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     table_split_mib: u64,
@@ -65,7 +65,7 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
         },
         postgres: a.postgres,
         postgres_options: PostgresOptions {
-            jobs: a.jobs.max(1),
+            jobs: a.jobs.into(),
             globals: a.globals,
             lock_timeout: std::time::Duration::from_secs(a.lock_timeout.max(1)),
             split_bytes: a.table_split_mib * 1024 * 1024,
@@ -127,7 +127,7 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
             r.id.short(),
             stats.files,
             stats.dirs,
-            human_bytes(stats.bytes),
+            human_bytes(snap.summary.bytes_read),
             human_bytes(snap.summary.new_bytes),
             human_bytes(snap.summary.stored_bytes),
             snap.summary.duration_secs

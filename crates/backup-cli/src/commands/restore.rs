@@ -44,8 +44,8 @@ pub struct Args {
     #[arg(long)]
     replace: bool,
     /// Parallel database connections (data load and index builds).
-    #[arg(long, default_value_t = 2)]
-    jobs: usize,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: u16,
     /// Skip ownership and privileges (for a server without the same roles).
     #[arg(long)]
     no_owner: bool,
@@ -107,7 +107,7 @@ pub fn run(s: &Settings, mut a: Args, out: Output) -> Result<i32> {
         let options = DatabaseRestoreOptions {
             target: conn.clone(),
             replace: a.replace,
-            jobs: a.jobs.max(1),
+            jobs: a.jobs.into(),
             no_owner: a.no_owner,
             globals: a.globals,
         };

@@ -91,16 +91,26 @@ impl KeyFile {
 }
 
 /// Tries every key object of the repository with `password`.
+///
+/// A key object whose bytes no longer hash to its name is damaged and is
+/// not tried; when no undamaged key opens with the password, that damage
+/// is the error (kind [`ErrorKind::Corrupt`]) rather than a wrong password.
 pub fn open_master_key(store: &dyn ObjectStore, password: &[u8]) -> Result<MasterKey> {
     let keys = store.list(Kind::Key)?;
     if keys.is_empty() {
         return Err(Error::corrupt(format!(
-            "{} is encrypted but holds no key object: the keys/ folder was lost",
+            "{} is encrypted but holds no key object: the keys/ folder was lost; restore it \
+             from a backup copy of the repository",
             store.location()
         )));
     }
+    let mut damaged = Vec::new();
     for info in keys {
         let bytes = store.get(Kind::Key, &info.name)?;
+        if Id::sha256(&bytes).to_hex() != info.name {
+            damaged.push(info.name);
+            continue;
+        }
         let key: KeyFile = match serde_json::from_slice(&bytes) {
             Ok(k) => k,
             Err(_) => continue,
@@ -108,6 +118,24 @@ pub fn open_master_key(store: &dyn ObjectStore, password: &[u8]) -> Result<Maste
         if let Ok(Some(master)) = key.unwrap(password) {
             return Ok(master);
         }
+    }
+    if !damaged.is_empty() {
+        let names = damaged
+            .iter()
+            .map(|n| format!("keys/{n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (what, is) = if damaged.len() == 1 {
+            ("key object", "is")
+        } else {
+            ("key objects", "are")
+        };
+        return Err(Error::corrupt(format!(
+            "the {what} {names} of {} {is} damaged (content no longer matching the name), and \
+             no undamaged key opens with this password: restore a copy of the keys/ folder \
+             from a backup of the repository (the password is not necessarily wrong)",
+            store.location()
+        )));
     }
     Err(Error::new(
         ErrorKind::WrongPassword,

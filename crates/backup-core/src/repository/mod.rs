@@ -98,25 +98,18 @@ impl Repository {
         };
         let mut chunker = options.chunker;
         chunker.seed = rand::RngCore::next_u64(&mut rand::thread_rng());
-        let config = Config {
-            format: FORMAT_NAME.into(),
-            version: FORMAT_VERSION,
-            id: hex::encode(id),
-            encryption: if cipher.is_encrypted() {
-                "aes-256-gcm"
-            } else {
-                "none"
-            }
-            .into(),
-            compression: "zstd".into(),
-            compression_level: options.compression_level,
+        let config = Config::new(
+            hex::encode(id),
+            cipher.is_encrypted(),
+            options.compression_level,
             chunker,
-            pack_size: options.pack_size,
-            created: chrono::Utc::now().to_rfc3339(),
-        };
+            options.pack_size,
+        );
         // The config is written last: a location with a config is a complete repository.
-        let bytes = serde_json::to_vec_pretty(&config)?;
-        Config::parse(&bytes, &store.location())?;
+        // It is checked as every open checks it before it is written.
+        let bytes = config.to_stored_bytes(&cipher)?;
+        let config = Config::parse(&bytes, &store.location())?;
+        config.check_mac(&cipher, &store.location())?;
         store.put(Kind::Config, "", &bytes)?;
         let repo = Repository::from_parts(store, config, cipher);
         Ok((repo, key_id))
@@ -191,8 +184,19 @@ impl Repository {
                     ),
                 )
             })?;
-            Cipher::encrypted(&open_master_key(store.as_ref(), pw)?)
+            let cipher = Cipher::encrypted(&open_master_key(store.as_ref(), pw)?);
+            config.check_mac(&cipher, &loc)?;
+            cipher
         } else {
+            // Key objects belong to an encrypted repository: a config that says
+            // otherwise was altered (its MAC check would be skipped).
+            if !store.list(Kind::Key)?.is_empty() {
+                return Err(Error::corrupt(format!(
+                    "the config object of {loc} says the repository is unencrypted, but it holds \
+                     key objects (keys/): the config was altered or replaced; restore the \
+                     config object from a backup copy of the repository"
+                )));
+            }
             Cipher::plaintext()
         };
         let repo = Repository::from_parts(store, config, cipher);

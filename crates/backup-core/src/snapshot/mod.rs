@@ -253,6 +253,10 @@ pub fn list_snapshots(repo: &Repository) -> Result<Vec<(Id, Result<Snapshot>)>> 
 
 /// Resolves a user's snapshot reference: `latest`, a full id or a unique
 /// prefix; `tags` narrows `latest` to snapshots carrying all of them.
+///
+/// `latest` fails (kind [`ErrorKind::Corrupt`]) when any snapshot manifest
+/// cannot be read: its time and tags are unknown, so it may be the newest,
+/// and silently picking an older one would restore the wrong state.
 pub fn resolve_snapshot(repo: &Repository, spec: &str, tags: &[String]) -> Result<(Id, Snapshot)> {
     let names: Vec<String> = repo
         .store()
@@ -261,26 +265,7 @@ pub fn resolve_snapshot(repo: &Repository, spec: &str, tags: &[String]) -> Resul
         .map(|i| i.name)
         .collect();
     if spec == "latest" {
-        let mut best: Option<(Id, Snapshot)> = None;
-        for n in &names {
-            let Ok(id) = Id::from_hex(n) else { continue };
-            let Ok(s) = load_snapshot(repo, &id) else {
-                continue;
-            };
-            if !tags.iter().all(|t| s.tags.contains(t)) {
-                continue;
-            }
-            if best.as_ref().is_none_or(|(_, b)| s.time > b.time) {
-                best = Some((id, s));
-            }
-        }
-        return best.ok_or_else(|| {
-            Error::not_found(if tags.is_empty() {
-                "the repository holds no snapshot yet: run `backup create` first".to_string()
-            } else {
-                format!("no snapshot carries the tag(s) {}", tags.join(", "))
-            })
-        });
+        return resolve_latest(repo, &names, tags);
     }
     let spec_l = spec.to_ascii_lowercase();
     if spec_l.is_empty() || !spec_l.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -310,4 +295,59 @@ pub fn resolve_snapshot(repo: &Repository, spec: &str, tags: &[String]) -> Resul
             ),
         )),
     }
+}
+
+/// The newest snapshot carrying all of `tags`, refusing to guess past
+/// manifests that cannot be read.
+fn resolve_latest(repo: &Repository, names: &[String], tags: &[String]) -> Result<(Id, Snapshot)> {
+    let mut best: Option<(Id, Snapshot)> = None;
+    let mut damaged: Vec<Id> = Vec::new();
+    for n in names {
+        let Ok(id) = Id::from_hex(n) else { continue };
+        let s = match load_snapshot(repo, &id) {
+            Ok(s) => s,
+            // Removed between the listing and the read: it is not a candidate.
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == ErrorKind::Corrupt => {
+                damaged.push(id);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if !tags.iter().all(|t| s.tags.contains(t)) {
+            continue;
+        }
+        if best.as_ref().is_none_or(|(_, b)| s.time > b.time) {
+            best = Some((id, s));
+        }
+    }
+    if !damaged.is_empty() {
+        let which = if tags.is_empty() {
+            "`latest`".to_string()
+        } else {
+            format!("`latest --tag {}`", tags.join(" --tag "))
+        };
+        let list = damaged
+            .iter()
+            .map(|id| format!("snapshots/{id}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (these, are, may) = if damaged.len() == 1 {
+            ("the snapshot manifest", "is", "it may")
+        } else {
+            ("the snapshot manifests", "are", "any of them may")
+        };
+        return Err(Error::corrupt(format!(
+            "cannot tell which snapshot is {which}: {these} {list} {are} damaged, and {may} be \
+             the newest. Give the id of the snapshot you want instead of `latest`: `backup \
+             snapshots` lists the readable ones, `backup verify` reports the damage in detail"
+        )));
+    }
+    best.ok_or_else(|| {
+        Error::not_found(if tags.is_empty() {
+            "the repository holds no snapshot yet: run `backup create` first".to_string()
+        } else {
+            format!("no snapshot carries the tag(s) {}", tags.join(", "))
+        })
+    })
 }

@@ -24,11 +24,31 @@ impl LocalStore {
     }
 
     fn map_err(&self, action: &str, path: &Path, err: std::io::Error) -> Error {
+        if err.kind() == std::io::ErrorKind::NotADirectory && self.root_is_not_a_directory() {
+            return self.not_a_directory();
+        }
         let kind = match err.kind() {
             std::io::ErrorKind::NotFound => ErrorKind::NotFound,
             _ => ErrorKind::Storage,
         };
         Error::new(kind, format!("cannot {action} {}", path.display())).with_source(err)
+    }
+}
+
+impl LocalStore {
+    fn root_is_not_a_directory(&self) -> bool {
+        fs::metadata(&self.root).is_ok_and(|m| !m.is_dir())
+    }
+
+    fn not_a_directory(&self) -> Error {
+        Error::new(
+            ErrorKind::NotARepository,
+            format!(
+                "{} is a file, not a backup repository (a local repository is a directory): \
+                 check --repo or BACKUP_REPOSITORY",
+                self.root.display()
+            ),
+        )
     }
 }
 
@@ -143,6 +163,12 @@ impl ObjectStore for LocalStore {
     }
 
     fn create(&self) -> Result<()> {
+        if self.root_is_not_a_directory() {
+            return Err(Error::usage(format!(
+                "{} is a file: choose a new or empty directory for the repository",
+                self.root.display()
+            )));
+        }
         if self.root.exists() {
             let non_empty = fs::read_dir(&self.root)
                 .map_err(|e| self.map_err("read", &self.root, e))?
