@@ -50,6 +50,8 @@ enum Command {
     Export(commands::export::Args),
     /// Store a bundle written by `export` as a snapshot.
     Import(commands::import::Args),
+    /// The system description (--config FILE): `config check` checks it against this machine.
+    Config(commands::config::Args),
 }
 
 /// Parses the command line, runs the command, returns the exit code.
@@ -69,17 +71,7 @@ pub fn run() -> i32 {
         json: cli.global.json,
         quiet: cli.global.quiet,
     };
-    let result = Settings::resolve(&cli.global).and_then(|s| match cli.command {
-        Command::Init(a) => commands::init::run(&s, a, out),
-        Command::Create(a) => commands::create::run(&s, a, out),
-        Command::Snapshots(a) => commands::snapshots::run(&s, a, out),
-        Command::Show(a) => commands::show::run(&s, a, out),
-        Command::Verify(a) => commands::verify::run(&s, a, out),
-        Command::Restore(a) => commands::restore::run(&s, a, out),
-        Command::Diff(a) => commands::diff::run(&s, a, out),
-        Command::Export(a) => commands::export::run(&s, a, out),
-        Command::Import(a) => commands::import::run(&s, a, out),
-    });
+    let result = run_command(&cli.global, cli.command, out);
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -91,5 +83,24 @@ pub fn run() -> i32 {
             eprintln!("error: {e:#}");
             code
         }
+    }
+}
+
+/// Runs a command. Every command but `config` resolves the settings (and
+/// so reads the config file) first; `config check` reports on the file
+/// itself, so it must not need the file to be valid.
+fn run_command(global: &GlobalArgs, command: Command, out: Output) -> anyhow::Result<i32> {
+    let s = || Settings::resolve(global);
+    match command {
+        Command::Init(a) => commands::init::run(&s()?, a, out),
+        Command::Create(a) => commands::create::run(&s()?, a, out),
+        Command::Snapshots(a) => commands::snapshots::run(&s()?, a, out),
+        Command::Show(a) => commands::show::run(&s()?, a, out),
+        Command::Verify(a) => commands::verify::run(&s()?, a, out),
+        Command::Restore(a) => commands::restore::run(&s()?, a, out),
+        Command::Diff(a) => commands::diff::run(&s()?, a, out),
+        Command::Export(a) => commands::export::run(&s()?, a, out),
+        Command::Import(a) => commands::import::run(&s()?, a, out),
+        Command::Config(a) => commands::config::run(global.config.as_deref(), a, out),
     }
 }

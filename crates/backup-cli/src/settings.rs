@@ -1,10 +1,11 @@
 //! Settings from flags, environment variables and a TOML config file
-//! (in that order of precedence).
+//! (in that order of precedence). The file is the system description,
+//! read and validated by `backup_core::system`.
 
 use anyhow::{bail, Context, Result};
 use backup_core::store::{open_store, ObjectStore, S3Settings, StoreOptions};
+use backup_core::system::System;
 use backup_core::{ErrorKind, Repository};
-use serde::Deserialize;
 use std::io::IsTerminal;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ pub struct GlobalArgs {
     /// File holding the repository password (or a key file); must not be world-readable.
     #[arg(long, env = "BACKUP_PASSWORD_FILE", global = true)]
     pub password_file: Option<PathBuf>,
-    /// TOML config file with defaults (repository, password_file, [s3]).
+    /// The system description (TOML): repository, password_file, [s3], and the components `create` captures.
     #[arg(long, env = "BACKUP_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// S3 endpoint for S3-compatible stores (default: AWS, or AWS_ENDPOINT_URL).
@@ -39,26 +40,6 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    repository: Option<String>,
-    password_file: Option<PathBuf>,
-    #[serde(default)]
-    s3: FileS3,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileS3 {
-    endpoint: Option<String>,
-    region: Option<String>,
-    path_style: Option<bool>,
-    access_key_id: Option<String>,
-    secret_access_key: Option<String>,
-    secret_access_key_file: Option<PathBuf>,
-}
-
 /// Everything needed to reach a repository.
 #[derive(Debug)]
 pub struct Settings {
@@ -66,6 +47,7 @@ pub struct Settings {
     pub repo: String,
     store_options: StoreOptions,
     password_file: Option<PathBuf>,
+    system: Option<System>,
 }
 
 /// Reads a secret file, refusing one that others can read. A file that is
@@ -104,105 +86,11 @@ pub fn read_secret_file(path: &Path, what: &str, missing: ErrorKind) -> Result<V
     Ok(data)
 }
 
-/// The keys allowed at the top of the config file, and in `[s3]`.
-const FILE_KEYS: &[&str] = &["repository", "password_file", "s3"];
-const FILE_S3_KEYS: &[&str] = &[
-    "endpoint",
-    "region",
-    "path_style",
-    "access_key_id",
-    "secret_access_key",
-    "secret_access_key_file",
-];
-
-/// Parses the TOML config file; errors name the line and key and are usage
-/// errors (exit code 2).
-fn parse_file_config(path: &Path, text: &str) -> Result<FileConfig> {
-    let err = match toml::from_str::<FileConfig>(text) {
-        Ok(c) => return Ok(c),
-        Err(e) => e,
-    };
-    let message = err.message().trim();
-    let mut at = String::new();
-    let mut table = String::new();
-    let mut key = None;
-    if let Some(span) = err.span() {
-        let start = span.start.min(text.len());
-        let line_no = text[..start].matches('\n').count() + 1;
-        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line = text[line_start..].lines().next().unwrap_or("");
-        at = format!("line {line_no}");
-        // The table the line belongs to: the last `[header]` above it.
-        for l in text[..line_start].lines() {
-            let l = l.trim();
-            if l.starts_with('[') && !l.starts_with("[[") {
-                if let Some(end) = l.find(']') {
-                    table = l[1..end].trim().to_string();
-                }
-            }
-        }
-        let header = line.trim();
-        if header.starts_with('[') && !header.starts_with("[[") {
-            // The error is about a table header: a key of the top level.
-            table.clear();
-            if let Some(end) = header.find(']') {
-                key = Some(header[1..end].trim().to_string());
-            }
-        } else if let Some((k, _)) = line.split_once('=') {
-            let k = k.trim().trim_matches('"');
-            if !k.is_empty() {
-                key = Some(if table.is_empty() {
-                    k.to_string()
-                } else {
-                    format!("{table}.{k}")
-                });
-            }
-        }
-    }
-    let detail = if message.starts_with("unknown field") {
-        let (allowed, scope) = if table == "s3" {
-            (FILE_S3_KEYS, "in [s3]")
-        } else {
-            (FILE_KEYS, "at the top level")
-        };
-        format!(
-            "unknown key{}; the keys allowed {scope} are {}",
-            key.as_ref().map(|k| format!(" `{k}`")).unwrap_or_default(),
-            allowed.join(", ")
-        )
-    } else {
-        match &key {
-            Some(k) => format!("key `{k}`: {message}"),
-            None => message.to_string(),
-        }
-    };
-    let at = if at.is_empty() {
-        String::new()
-    } else {
-        format!(", {at}")
-    };
-    bail!(backup_core::Error::usage(format!(
-        "the config file {}{at}: {detail}",
-        path.display()
-    )))
-}
-
 impl Settings {
     /// Merges flags, environment and the config file.
     pub fn resolve(args: &GlobalArgs) -> Result<Settings> {
-        let file: FileConfig = match &args.config {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| {
-                    backup_core::Error::io(
-                        format!("cannot read the config file {}", p.display()),
-                        e,
-                    )
-                    .with_kind(ErrorKind::Usage)
-                })?;
-                parse_file_config(p, &text)?
-            }
-            None => FileConfig::default(),
-        };
+        let system = args.config.as_deref().map(System::load).transpose()?;
+        let file = system.clone().unwrap_or_default();
         let repo = args.repo.clone().or(file.repository).unwrap_or_default();
         let secret = match (&file.s3.secret_access_key, &file.s3.secret_access_key_file) {
             (Some(s), _) => Some(s.clone()),
@@ -223,7 +111,13 @@ impl Settings {
             repo,
             store_options: StoreOptions { s3 },
             password_file: args.password_file.clone().or(file.password_file),
+            system,
         })
+    }
+
+    /// The system description read from `--config`, if one was given.
+    pub fn system(&self) -> Option<&System> {
+        self.system.as_ref()
     }
 
     /// Opens the store.

@@ -22,6 +22,11 @@ pub struct FileSource {
     pub name: String,
     /// The tree or file.
     pub path: PathBuf,
+    /// Glob patterns left out of this source only, in addition to
+    /// [`FilesOptions::excludes`].
+    pub excludes: Vec<String>,
+    /// The contents are secret (recorded on the component).
+    pub secret: bool,
 }
 
 impl FileSource {
@@ -29,10 +34,7 @@ impl FileSource {
     /// `.`, `_` and `-`, not starting with `.`; an argument that exists as
     /// a path is always taken as a path.
     pub fn parse(arg: &str) -> FileSource {
-        let plain = FileSource {
-            name: String::new(),
-            path: PathBuf::from(arg),
-        };
+        let plain = FileSource::from(PathBuf::from(arg));
         let Some((name, path)) = arg.split_once('=') else {
             return plain;
         };
@@ -46,7 +48,7 @@ impl FileSource {
         }
         FileSource {
             name: name.to_string(),
-            path: PathBuf::from(path),
+            ..FileSource::from(PathBuf::from(path))
         }
     }
 }
@@ -56,6 +58,27 @@ impl From<PathBuf> for FileSource {
         FileSource {
             name: String::new(),
             path,
+            excludes: Vec::new(),
+            secret: false,
+        }
+    }
+}
+
+/// One database source: a connection string, with the component name it
+/// gets in the snapshot (empty: none, the database name identifies it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresSource {
+    /// The component name; empty for none.
+    pub name: String,
+    /// The libpq connection string or URI.
+    pub connection: String,
+}
+
+impl From<String> for PostgresSource {
+    fn from(connection: String) -> Self {
+        PostgresSource {
+            name: String::new(),
+            connection,
         }
     }
 }
@@ -67,8 +90,8 @@ pub struct CreateOptions {
     pub files: Vec<FileSource>,
     /// File source options.
     pub files_options: FilesOptions,
-    /// PostgreSQL databases (libpq connection strings).
-    pub postgres: Vec<String>,
+    /// PostgreSQL databases.
+    pub postgres: Vec<PostgresSource>,
     /// PostgreSQL source options.
     pub postgres_options: PostgresOptions,
     /// Tags for the snapshot.
@@ -203,13 +226,14 @@ pub fn create_snapshot(
     build_excludes(&options.files_options.excludes)?;
     let mut roots = Vec::new();
     for f in &options.files {
+        build_excludes(&f.excludes)?;
         roots.push(absolute_source(&f.path)?);
     }
     check_overlaps(&roots)?;
     let names = component_names(&options.files, &roots)?;
     let mut dbs = Vec::new();
     for c in &options.postgres {
-        let info = ConnInfo::parse(c)?;
+        let info = ConnInfo::parse(&c.connection)?;
         if dbs.contains(&info.redacted()) {
             return Err(Error::usage(format!(
                 "--postgres {} is given twice",
@@ -237,14 +261,15 @@ pub fn create_snapshot(
         earlier_snapshots(repo)
     };
     let db_parents = postgres_parents(&earlier);
-    for conn in &options.postgres {
-        let c = capture_postgres(
+    for source in &options.postgres {
+        let mut c = capture_postgres(
             &saver,
-            conn,
+            &source.connection,
             &options.postgres_options,
             &db_parents,
             progress,
         )?;
+        c.name = source.name.clone();
         snap.components.push(Component::Postgres(Box::new(c)));
     }
     let parents = if options.files_options.force {
@@ -252,15 +277,16 @@ pub fn create_snapshot(
     } else {
         find_parents(repo, &earlier, &snap.host, &roots)
     };
-    for ((root, parent), name) in roots.iter().zip(&parents).zip(names) {
-        let mut c = capture_files(
-            &saver,
-            root,
-            &options.files_options,
-            parent.as_ref(),
-            progress,
-        )?;
+    for (((root, parent), name), source) in
+        roots.iter().zip(&parents).zip(names).zip(&options.files)
+    {
+        let mut files_options = options.files_options.clone();
+        files_options
+            .excludes
+            .extend(source.excludes.iter().cloned());
+        let mut c = capture_files(&saver, root, &files_options, parent.as_ref(), progress)?;
         c.name = name;
+        c.secret = source.secret;
         snap.components.push(Component::Files(c));
     }
     let stats = saver.finish()?;

@@ -19,9 +19,10 @@ pub mod restore;
 pub mod snapshot;
 pub mod source;
 pub mod store;
+pub mod system;
 mod verify;
 
-pub use create::{create_snapshot, CreateOptions, CreateResult, FileSource};
+pub use create::{create_snapshot, CreateOptions, CreateResult, FileSource, PostgresSource};
 pub use crypto::{Cipher, MasterKey};
 pub use diff::{diff_live, diff_snapshots, Change, ChangeKind};
 pub use error::{Error, ErrorKind, Result};

@@ -6,12 +6,12 @@ use crate::settings::Settings;
 use anyhow::Result;
 use backup_core::source::files::FilesOptions;
 use backup_core::source::postgres::PostgresOptions;
-use backup_core::{create_snapshot, CreateOptions, FileSource};
+use backup_core::{create_snapshot, CreateOptions, FileSource, PostgresSource};
 
 /// Flags of `create`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A directory tree or file to capture (repeatable); NAME=PATH names the component (default: the path's last element).
+    /// A directory tree or file to capture (repeatable); NAME=PATH names the component (default: the path's last element). With --config, --files and --postgres replace the file's components.
     #[arg(long = "files", value_name = "[NAME=]PATH")]
     files: Vec<String>,
     /// A PostgreSQL database to capture (libpq connection string or URI; repeatable).
@@ -55,15 +55,25 @@ pub struct Args {
 /// Runs `create`.
 pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
     let repo = s.open()?;
+    // Sources on the command line replace those of the system description.
+    let (files, postgres) = match s.system() {
+        Some(sys) if a.files.is_empty() && a.postgres.is_empty() => {
+            (sys.file_sources(), sys.postgres_sources())
+        }
+        _ => (
+            a.files.iter().map(|f| FileSource::parse(f)).collect(),
+            a.postgres.into_iter().map(PostgresSource::from).collect(),
+        ),
+    };
     let options = CreateOptions {
-        files: a.files.iter().map(|f| FileSource::parse(f)).collect(),
+        files,
         files_options: FilesOptions {
             excludes: a.exclude,
             skip_unreadable: a.skip_unreadable,
             force: a.force,
             no_xattrs: a.no_xattrs,
         },
-        postgres: a.postgres,
+        postgres,
         postgres_options: PostgresOptions {
             jobs: a.jobs.into(),
             globals: a.globals,
@@ -92,7 +102,7 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
             "dirs": stats.dirs,
             "bytes": stats.bytes,
             "databases": snap.databases().map(|d| serde_json::json!({
-                "database": d.database, "tables": d.tables.len(), "rows": d.rows(), "bytes": d.bytes(),
+                "name": d.name, "database": d.database, "tables": d.tables.len(), "rows": d.rows(), "bytes": d.bytes(),
                 "parts": d.parts(), "reused_parts": d.reused_parts,
             })).collect::<Vec<_>>(),
             "skipped": stats.skipped,

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod config;
 pub mod create;
 pub mod diff;
 pub mod export;

@@ -152,6 +152,10 @@ pub struct Extension {
 /// A captured database.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PostgresComponent {
+    /// The component's name (`name` of a `[[postgres]]` entry of the
+    /// system description); empty when none was given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
     /// Database name.
     pub database: String,
     /// Where it was read from (no password).

@@ -103,6 +103,10 @@ pub struct FilesComponent {
     /// Set when extended attributes were left out (`--no-xattrs`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_xattrs: bool,
+    /// Set when the contents are secret (`secret = true` in the system
+    /// description): never to be printed in plans, diffs or logs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret: bool,
     /// Problems met while reading (files that changed, skipped entries).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,

@@ -375,6 +375,7 @@ pub fn capture_files(
         stats: cap.stats,
         excludes: options.excludes.clone(),
         no_xattrs: options.no_xattrs,
+        secret: false,
         warnings: cap.warnings,
     })
 }

@@ -147,6 +147,15 @@ impl ConnInfo {
         None
     }
 
+    /// The same connection with another connect timeout (a check wants a
+    /// short one).
+    pub fn with_connect_timeout(&self, timeout: Duration) -> ConnInfo {
+        ConnInfo {
+            connect_timeout: timeout,
+            ..self.clone()
+        }
+    }
+
     /// The database name.
     pub fn dbname(&self) -> &str {
         &self.dbname

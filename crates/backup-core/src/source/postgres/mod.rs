@@ -294,6 +294,7 @@ pub fn capture_postgres(
         })
         .collect();
     Ok(PostgresComponent {
+        name: String::new(),
         database: info.dbname().to_string(),
         connection: info.redacted(),
         server_version: server.version.clone(),
