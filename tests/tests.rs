@@ -10,3 +10,4 @@ mod fidelity;
 mod local;
 mod postgres;
 mod s3;
+mod system;

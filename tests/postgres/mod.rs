@@ -14,5 +14,5 @@ mod properties;
 mod replace;
 mod round_trip;
 mod split;
-mod support;
+pub(crate) mod support;
 mod unchanged;
