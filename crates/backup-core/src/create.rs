@@ -209,20 +209,9 @@ fn find_parents(
         .collect()
 }
 
-/// Captures the sources and writes one snapshot. Nothing is committed
-/// until every source is read and every pack and index object is stored:
-/// the snapshot manifest is written last.
-pub fn create_snapshot(
-    repo: &Repository,
-    options: &CreateOptions,
-    progress: &dyn Progress,
-) -> Result<CreateResult> {
-    if options.files.is_empty() && options.postgres.is_empty() {
-        return Err(Error::usage(
-            "nothing to capture: name at least one source with --files PATH or --postgres CONNINFO",
-        ));
-    }
-    // Check every source and pattern before any work.
+/// Checks every source and pattern before any work: the file roots (made
+/// absolute) and their component names, and that no database is given twice.
+fn check_sources(options: &CreateOptions) -> Result<(Vec<PathBuf>, Vec<String>)> {
     build_excludes(&options.files_options.excludes)?;
     let mut roots = Vec::new();
     for f in &options.files {
@@ -242,6 +231,24 @@ pub fn create_snapshot(
         }
         dbs.push(info.redacted());
     }
+    Ok((roots, names))
+}
+
+/// Captures the sources and writes one snapshot. Nothing is committed
+/// until every source is read and every pack and index object is stored:
+/// the snapshot manifest is written last.
+pub fn create_snapshot(
+    repo: &Repository,
+    options: &CreateOptions,
+    progress: &dyn Progress,
+) -> Result<CreateResult> {
+    if options.files.is_empty() && options.postgres.is_empty() {
+        return Err(Error::usage(
+            "nothing to capture: name at least one source with --files PATH or --postgres CONNINFO",
+        ));
+    }
+    // Check every source and pattern before any work.
+    let (roots, names) = check_sources(options)?;
     let _lock = Lock::acquire(repo, false, "create")?;
     let start = Instant::now();
     let recovered_packs = repo.recover_orphan_packs()?;

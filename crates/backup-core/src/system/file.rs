@@ -292,6 +292,28 @@ fn files_entries(raw: Vec<RawFiles>, problems: &mut Vec<Problem>) -> Vec<FilesEn
     out
 }
 
+/// Checks that no file component lies inside another (it would be
+/// captured twice).
+fn check_nesting(files: &[FilesEntry], problems: &mut Vec<Problem>) {
+    for (j, inner) in files.iter().enumerate() {
+        let outer = files
+            .iter()
+            .enumerate()
+            .find(|(i, o)| *i != j && o.path.is_absolute() && inner.path.starts_with(&o.path));
+        if let Some((i, o)) = outer {
+            problems.push(Problem::new(
+                format!("files[{j}].path"),
+                format!(
+                    "{} lies inside files[{i}] ({:?}, {}): capture only the outer path, or exclude the inner one there",
+                    inner.path.display(),
+                    o.name,
+                    o.path.display()
+                ),
+            ));
+        }
+    }
+}
+
 fn postgres_entries(raw: Vec<RawPostgres>, problems: &mut Vec<Problem>) -> Vec<PostgresEntry> {
     let mut out = Vec::new();
     for (i, p) in raw.into_iter().enumerate() {
@@ -374,6 +396,7 @@ pub fn parse_text(text: &str) -> std::result::Result<(System, Vec<Problem>), Pro
         files: files_entries(raw.files, &mut problems),
         hooks: hooks(raw.hooks, &mut problems),
     };
+    check_nesting(&system.files, &mut problems);
     Ok((system, problems))
 }
 
@@ -537,6 +560,18 @@ hook_timeout = "1h30m"
             "{got:?}"
         );
         assert!(got[1].message.contains("not an absolute path"), "{got:?}");
+    }
+
+    #[test]
+    fn a_file_component_inside_another_is_refused() {
+        let got = problems(
+            "[[files]]\nname = \"a\"\npath = \"/srv/dms\"\n\
+             [[files]]\nname = \"b\"\npath = \"/srv/dms/api\"\n\
+             [[files]]\nname = \"c\"\npath = \"/srv/dmsx\"\n",
+        );
+        let keys: Vec<&str> = got.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["files[1].path"], "{got:?}");
+        assert!(got[0].message.contains("inside files[0]"), "{got:?}");
     }
 
     #[test]
