@@ -204,6 +204,15 @@ impl PackBuilder {
         }
     }
 
+    /// An empty pack that reuses `buffer` (cleared) for its bytes.
+    pub fn with_buffer(mut buffer: Vec<u8>) -> Self {
+        buffer.clear();
+        PackBuilder {
+            data: buffer,
+            blobs: Vec::new(),
+        }
+    }
+
     /// Appends a sealed blob.
     pub fn add(&mut self, id: Id, kind: BlobKind, sealed: &[u8], raw_length: u32, coding: Coding) {
         self.blobs.push(PackedBlob {

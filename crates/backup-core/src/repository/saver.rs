@@ -114,10 +114,14 @@ impl Saver {
         let workers = workers.max(1);
         let shared = Arc::new(Shared::default());
         let (job_tx, job_rx) = bounded::<Job>(workers * 2);
-        let (sealed_tx, sealed_rx) = bounded::<Sealed>(workers * 2);
+        let (sealed_tx, sealed_rx) = bounded::<Sealed>(workers * 8);
         // A rendezvous: a finished pack waits in the packer, not in a
         // queue, so at most one pack is built while each uploader holds one.
         let (pack_tx, pack_rx) = bounded::<FinishedPack>(0);
+        // Stored packs' buffers go back to the packer: one thread allocates
+        // them, so no thread's malloc arena keeps freed packs resident.
+        let (spare_tx, spare_rx) = bounded::<Vec<u8>>(2);
+        let uploaders = repo.store().parallel_puts().max(1);
         let mut threads = Vec::new();
         for _ in 0..workers {
             let rx = job_rx.clone();
@@ -133,14 +137,17 @@ impl Saver {
             let repo = repo.clone();
             let shared = shared.clone();
             threads.push(std::thread::spawn(move || {
-                packer(repo, sealed_rx, pack_tx, shared)
+                packer(repo, sealed_rx, pack_tx, spare_rx, shared)
             }));
         }
-        for _ in 0..repo.store().parallel_puts().max(1) {
+        for _ in 0..uploaders {
             let repo = repo.clone();
             let shared = shared.clone();
             let rx = pack_rx.clone();
-            threads.push(std::thread::spawn(move || uploader(repo, rx, shared)));
+            let spare = spare_tx.clone();
+            threads.push(std::thread::spawn(move || {
+                uploader(repo, rx, spare, shared)
+            }));
         }
         Saver {
             repo: repo.clone(),
@@ -367,23 +374,43 @@ fn compress_worker(repo: Repository, rx: Receiver<Job>, tx: Sender<Sealed>, shar
     }
 }
 
-fn packer(repo: Repository, rx: Receiver<Sealed>, tx: Sender<FinishedPack>, shared: Arc<Shared>) {
+fn packer(
+    repo: Repository,
+    rx: Receiver<Sealed>,
+    tx: Sender<FinishedPack>,
+    back: Receiver<Vec<u8>>,
+    shared: Arc<Shared>,
+) {
     let target = repo.config().pack_size as usize;
-    let mut pack = PackBuilder::with_capacity(target + 4 * 1024 * 1024);
+    // A store that releases a written buffer early is worth waiting for:
+    // then one pack buffer serves the whole run.
+    let wait = repo.store().releases_early();
+    let mut sent = 0usize;
+    let fresh = |sent: usize| {
+        let recycled = if wait && sent > 0 {
+            back.recv().ok()
+        } else {
+            back.try_recv().ok()
+        };
+        match recycled {
+            Some(buffer) => PackBuilder::with_buffer(buffer),
+            None => PackBuilder::with_capacity(target + 4 * 1024 * 1024),
+        }
+    };
+    let mut pack = fresh(sent);
     for s in rx {
         if shared.failed() {
             continue;
         }
         pack.add(s.id, s.kind, &s.sealed, s.raw_length, s.coding);
+        drop(s);
         if pack.len() >= target {
-            let full = std::mem::replace(
-                &mut pack,
-                PackBuilder::with_capacity(target + 4 * 1024 * 1024),
-            );
-            let (bytes, id, blobs) = full.finish(repo.cipher());
+            let (bytes, id, blobs) = pack.finish(repo.cipher());
             if tx.send(FinishedPack { id, bytes, blobs }).is_err() {
                 return;
             }
+            sent += 1;
+            pack = fresh(sent);
         }
     }
     if !pack.is_empty() && !shared.failed() {
@@ -392,36 +419,57 @@ fn packer(repo: Repository, rx: Receiver<Sealed>, tx: Sender<FinishedPack>, shar
     }
 }
 
-fn uploader(repo: Repository, rx: Receiver<FinishedPack>, shared: Arc<Shared>) {
+fn uploader(
+    repo: Repository,
+    rx: Receiver<FinishedPack>,
+    back: Sender<Vec<u8>>,
+    shared: Arc<Shared>,
+) {
+    // Full: the packer allocates a new buffer instead.
+    let mut release = |buffer: Vec<u8>| {
+        let _ = back.try_send(buffer);
+    };
     for p in rx {
-        if shared.failed() {
-            continue;
-        }
-        let name = p.id.to_hex();
-        if let Err(e) = repo.store().put(Kind::Pack, &name, &p.bytes) {
-            shared.fail(e.context(format!("storing pack {name}")));
-            continue;
-        }
-        let size = p.bytes.len() as u64;
-        {
-            let mut s = shared.stats.lock().expect("lock");
-            s.stored_bytes += size;
-            s.packs += 1;
-        }
-        let entry = IndexPack {
-            id: p.id,
-            size,
-            blobs: p.blobs,
-        };
-        let flush = {
-            let mut pending = shared.pending.lock().expect("lock");
-            pending.packs.push(entry);
-            pending.packs.len() >= PACKS_PER_INDEX
-        };
-        if flush {
-            if let Err(e) = flush_index(&repo, &shared) {
-                shared.fail(e);
-            }
+        store_pack(&repo, &shared, p, &mut release);
+    }
+}
+
+/// Stores one pack and queues it for the index; its buffer goes to
+/// `release` (in every case, so that a waiting packer never hangs).
+fn store_pack(
+    repo: &Repository,
+    shared: &Shared,
+    p: FinishedPack,
+    release: &mut dyn FnMut(Vec<u8>),
+) {
+    if shared.failed() {
+        release(p.bytes);
+        return;
+    }
+    let name = p.id.to_hex();
+    let size = p.bytes.len() as u64;
+    if let Err(e) = repo.store().put_owned(Kind::Pack, &name, p.bytes, release) {
+        shared.fail(e.context(format!("storing pack {name}")));
+        return;
+    }
+    {
+        let mut s = shared.stats.lock().expect("lock");
+        s.stored_bytes += size;
+        s.packs += 1;
+    }
+    let entry = IndexPack {
+        id: p.id,
+        size,
+        blobs: p.blobs,
+    };
+    let flush = {
+        let mut pending = shared.pending.lock().expect("lock");
+        pending.packs.push(entry);
+        pending.packs.len() >= PACKS_PER_INDEX
+    };
+    if flush {
+        if let Err(e) = flush_index(repo, shared) {
+            shared.fail(e);
         }
     }
 }

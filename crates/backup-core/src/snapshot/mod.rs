@@ -7,7 +7,7 @@ pub use database::{
     DatabaseProperties, DatabaseSetting, Extension, Grant, LargeObject, MatView, PostgresComponent,
     SequenceValue, StreamRef, TableData, TableStream,
 };
-pub use tree::{encode_name, load_tree, save_tree, Node, NodeKind, Xattr};
+pub use tree::{encode_name, load_tree, save_tree, Node, NodeKind, TreeWriter, Xattr};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;

@@ -203,14 +203,34 @@ fn is_zero_u32(v: &u32) -> bool {
     *v == 0
 }
 
+/// A listing written node by node: a capture holds its JSON lines (about
+/// half the memory of the nodes), not the nodes.
+#[derive(Debug, Default)]
+pub struct TreeWriter {
+    buf: Vec<u8>,
+}
+
+impl TreeWriter {
+    /// Appends one node.
+    pub fn push(&mut self, n: &Node) -> Result<()> {
+        serde_json::to_writer(&mut self.buf, n)?;
+        self.buf.push(b'\n');
+        Ok(())
+    }
+
+    /// Stores the listing as tree blobs; returns the blob ids.
+    pub fn save(self, saver: &Saver) -> Result<Vec<Id>> {
+        Ok(saver.save_bytes(&self.buf, BlobKind::Tree)?.blobs)
+    }
+}
+
 /// Serializes a listing and stores it as tree blobs; returns the blob ids.
 pub fn save_tree(saver: &Saver, nodes: &[Node]) -> Result<Vec<Id>> {
-    let mut buf = Vec::with_capacity(nodes.len() * 160);
+    let mut w = TreeWriter::default();
     for n in nodes {
-        serde_json::to_writer(&mut buf, n)?;
-        buf.push(b'\n');
+        w.push(n)?;
     }
-    Ok(saver.save_bytes(&buf, BlobKind::Tree)?.blobs)
+    w.save(saver)
 }
 
 /// Loads a listing stored by [`save_tree`].

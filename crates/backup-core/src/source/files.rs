@@ -12,7 +12,7 @@ use super::xattrs::read_xattrs;
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::Progress;
 use crate::repository::{BlobKind, Saver, StreamError};
-use crate::snapshot::{save_tree, FileStats, FilesComponent, Node, NodeKind};
+use crate::snapshot::{FileStats, FilesComponent, Node, NodeKind, TreeWriter};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use sha2::Digest;
 use std::collections::HashMap;
@@ -146,7 +146,6 @@ fn base_node(rel: &[u8], kind: NodeKind, meta: &Metadata) -> Node {
 
 struct Entry {
     rel: Vec<u8>,
-    abs: PathBuf,
     meta: Metadata,
 }
 
@@ -157,14 +156,24 @@ struct Capture<'a> {
     options: &'a FilesOptions,
     parent: Option<&'a Parent>,
     progress: &'a dyn Progress,
-    nodes: Vec<Node>,
+    root: PathBuf,
+    listing: TreeWriter,
     stats: FileStats,
     warnings: Vec<String>,
     /// First node of each multiply linked inode, by (device, inode).
-    links: HashMap<(u64, u64), usize>,
+    links: HashMap<(u64, u64), Node>,
 }
 
 impl Capture<'_> {
+    /// The absolute path of an entry.
+    fn abs(&self, rel: &[u8]) -> PathBuf {
+        if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(std::ffi::OsStr::from_bytes(rel))
+        }
+    }
+
     /// Records a warning and shows it.
     fn warn(&mut self, msg: String) {
         self.progress.warn(&msg);
@@ -186,9 +195,10 @@ impl Capture<'_> {
     }
 
     /// Walks the tree: every entry that is not excluded, with its metadata.
-    fn walk(&mut self, root: &Path, excludes: &GlobSet) -> Result<Vec<Entry>> {
+    fn walk(&mut self, excludes: &GlobSet) -> Result<Vec<Entry>> {
         let mut entries = Vec::new();
-        let walker = walkdir::WalkDir::new(root)
+        let root = self.root.clone();
+        let walker = walkdir::WalkDir::new(&root)
             .follow_links(false)
             .sort_by_file_name()
             .into_iter()
@@ -203,15 +213,15 @@ impl Capture<'_> {
                     continue;
                 }
             };
-            let abs = item.path().to_path_buf();
+            let abs = item.path();
             let rel = abs
-                .strip_prefix(root)
+                .strip_prefix(&root)
                 .unwrap_or(Path::new(""))
                 .as_os_str()
                 .as_bytes()
                 .to_vec();
             match item.metadata() {
-                Ok(meta) => entries.push(Entry { rel, abs, meta }),
+                Ok(meta) => entries.push(Entry { rel, meta }),
                 Err(e) => {
                     let msg = format!("cannot stat {}: {}", abs.display(), io_reason(&e));
                     self.unreadable(msg)?;
@@ -223,44 +233,44 @@ impl Capture<'_> {
 
     /// Turns one entry into a node (none for what is left out).
     fn add(&mut self, e: Entry) -> Result<()> {
+        let abs = self.abs(&e.rel);
         let Some(kind) = kind_of(&e.meta) else {
             self.stats.skipped += 1;
             self.warn(format!(
                 "skipped {}: sockets are not captured (the program that listens on one creates it again)",
-                e.abs.display()
+                abs.display()
             ));
             return Ok(());
         };
         let mut n = base_node(&e.rel, kind, &e.meta);
-        if !self.options.no_xattrs && !self.attach_xattrs(&mut n, &e)? {
+        if !self.options.no_xattrs && !self.attach_xattrs(&mut n, &abs)? {
             return Ok(());
         }
         match kind {
             NodeKind::Dir => self.stats.dirs += 1,
             NodeKind::Symlink => {
-                let target = std::fs::read_link(&e.abs)
-                    .map_err(|err| Error::io(format!("reading link {}", e.abs.display()), err))?;
+                let target = std::fs::read_link(&abs)
+                    .map_err(|err| Error::io(format!("reading link {}", abs.display()), err))?;
                 n.set_target(target.as_os_str().as_bytes());
                 self.stats.symlinks += 1;
             }
             NodeKind::Fifo | NodeKind::Chardev | NodeKind::Blockdev => self.stats.special += 1,
-            NodeKind::File => return self.add_file(n, e),
+            NodeKind::File => return self.add_file(n, e, &abs),
         }
-        self.nodes.push(n);
-        Ok(())
+        self.listing.push(&n)
     }
 
     /// Reads the entry's extended attributes into the node; `false` when
     /// they could not be read and the entry was skipped.
-    fn attach_xattrs(&mut self, n: &mut Node, e: &Entry) -> Result<bool> {
-        match read_xattrs(&e.abs) {
+    fn attach_xattrs(&mut self, n: &mut Node, abs: &Path) -> Result<bool> {
+        match read_xattrs(abs) {
             Ok((xattrs, bad)) => {
                 n.xattrs = xattrs;
                 if !bad.is_empty() {
                     self.stats.skipped += 1;
                     self.warn(format!(
                         "left out extended attributes of {} whose names are not UTF-8: {}",
-                        e.abs.display(),
+                        abs.display(),
                         bad.join(", ")
                     ));
                 }
@@ -269,7 +279,7 @@ impl Capture<'_> {
             Err(err) => {
                 let msg = format!(
                     "cannot read the extended attributes of {}: {err} (or pass --no-xattrs)",
-                    e.abs.display()
+                    abs.display()
                 );
                 self.unreadable(msg)?;
                 Ok(false)
@@ -279,19 +289,17 @@ impl Capture<'_> {
 
     /// A regular file: a hard link to an earlier one, unchanged since the
     /// parent snapshot, or read now.
-    fn add_file(&mut self, mut n: Node, e: Entry) -> Result<()> {
+    fn add_file(&mut self, mut n: Node, e: Entry, abs: &Path) -> Result<()> {
         let key = (e.meta.dev(), e.meta.ino());
         if e.meta.nlink() > 1 {
-            if let Some(&first) = self.links.get(&key) {
-                let f = &self.nodes[first];
+            if let Some(f) = self.links.get(&key) {
                 let first_path = f.path_bytes()?;
                 (n.size, n.sha256, n.blobs) = (f.size, f.sha256.clone(), f.blobs.clone());
                 n.set_hardlink(&first_path);
                 self.stats.files += 1;
                 self.stats.hardlinks += 1;
                 self.progress.inc(n.size);
-                self.nodes.push(n);
-                return Ok(());
+                return self.listing.push(&n);
             }
         }
         let reuse = self
@@ -303,15 +311,15 @@ impl Capture<'_> {
             (n.size, n.sha256, n.blobs) = (old.size, old.sha256, old.blobs);
             self.progress.inc(n.size);
         } else {
-            let Some(read) = capture_file(self.saver, &e, self.progress)? else {
-                let msg = format!("cannot read {}: permission denied", e.abs.display());
+            let Some(read) = capture_file(self.saver, &e, abs, self.progress)? else {
+                let msg = format!("cannot read {}: permission denied", abs.display());
                 return self.unreadable(msg);
             };
             if read.changed_during_read {
                 self.stats.changed += 1;
                 self.warn(format!(
                     "{} changed while it was read: its copy may be inconsistent",
-                    e.abs.display()
+                    abs.display()
                 ));
             }
             n = Node {
@@ -321,10 +329,10 @@ impl Capture<'_> {
         }
         self.stats.files += 1;
         self.stats.bytes += n.size;
+        self.listing.push(&n)?;
         if e.meta.nlink() > 1 {
-            self.links.insert(key, self.nodes.len());
+            self.links.insert(key, n);
         }
-        self.nodes.push(n);
         Ok(())
     }
 }
@@ -351,23 +359,23 @@ pub fn capture_files(
         options,
         parent,
         progress,
-        nodes: Vec::new(),
+        root: root.clone(),
+        listing: TreeWriter::default(),
         stats: FileStats::default(),
         warnings: Vec::new(),
         links: HashMap::new(),
     };
-    let entries = cap.walk(&root, &excludes)?;
+    let entries = cap.walk(&excludes)?;
     let total: u64 = entries
         .iter()
         .filter(|e| e.meta.is_file())
         .map(|e| e.meta.len())
         .sum();
     progress.phase(&format!("reading {}", root.display()), Some(total));
-    cap.nodes.reserve(entries.len());
     for e in entries {
         cap.add(e)?;
     }
-    let tree = save_tree(saver, &cap.nodes)?;
+    let tree = std::mem::take(&mut cap.listing).save(saver)?;
     Ok(FilesComponent {
         name: String::new(),
         path: root.to_string_lossy().into_owned(),
@@ -381,32 +389,35 @@ pub fn capture_files(
 }
 
 /// Reads one file; `None` when it cannot be opened for lack of permission.
-fn capture_file(saver: &Saver, e: &Entry, progress: &dyn Progress) -> Result<Option<Node>> {
-    let file = match File::open(&e.abs) {
+fn capture_file(
+    saver: &Saver,
+    e: &Entry,
+    abs: &Path,
+    progress: &dyn Progress,
+) -> Result<Option<Node>> {
+    let file = match File::open(abs) {
         Ok(f) => f,
         Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => return Ok(None),
         Err(err) => {
-            return Err(Error::new(
-                ErrorKind::Source,
-                format!("cannot open {}", e.abs.display()),
+            return Err(
+                Error::new(ErrorKind::Source, format!("cannot open {}", abs.display()))
+                    .with_source(err),
             )
-            .with_source(err))
         }
     };
     let before = file
         .metadata()
-        .map_err(|err| Error::io(format!("stat {}", e.abs.display()), err))?;
+        .map_err(|err| Error::io(format!("stat {}", abs.display()), err))?;
     let stored = saver
         .save_sized(&file, before.len(), BlobKind::Data, |n| progress.inc(n))
         .map_err(|err| match err {
-            StreamError::Read(io) => Error::new(
-                ErrorKind::Source,
-                format!("cannot read {}", e.abs.display()),
-            )
-            .with_source(io),
+            StreamError::Read(io) => {
+                Error::new(ErrorKind::Source, format!("cannot read {}", abs.display()))
+                    .with_source(io)
+            }
             StreamError::Repo(r) => r,
         })?;
-    let after = std::fs::symlink_metadata(&e.abs).ok();
+    let after = std::fs::symlink_metadata(abs).ok();
     let changed = match &after {
         Some(a) => {
             a.mtime() != before.mtime()

@@ -14,6 +14,36 @@ pub struct LocalStore {
 }
 
 impl LocalStore {
+    /// Writes `data` to a new temporary file in the object's folder
+    /// (created, and its parent synced, when new).
+    fn write_temp(&self, path: &Path, data: &[u8]) -> Result<tempfile::NamedTempFile> {
+        let dir = path.parent().expect("object paths have a parent");
+        if !dir.exists() {
+            fs::create_dir_all(dir).map_err(|e| self.map_err("create folder", dir, e))?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent);
+            }
+        }
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir)
+            .map_err(|e| self.map_err("create a temporary file in", dir, e))?;
+        tmp.write_all(data)
+            .map_err(|e| self.map_err("write", path, e))?;
+        Ok(tmp)
+    }
+
+    /// Makes a written temporary file durable and renames it into place.
+    fn commit(&self, tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| self.map_err("write", path, e))?;
+        tmp.persist(path)
+            .map_err(|e| self.map_err("rename into place", path, e.error))?;
+        sync_dir(path.parent().expect("object paths have a parent"));
+        Ok(())
+    }
+
     /// A store rooted at `root` (which need not exist yet).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         LocalStore { root: root.into() }
@@ -69,24 +99,25 @@ impl ObjectStore for LocalStore {
 
     fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
         let path = self.full(kind, name);
-        let dir = path.parent().expect("object paths have a parent");
-        if !dir.exists() {
-            fs::create_dir_all(dir).map_err(|e| self.map_err("create folder", dir, e))?;
-            if let Some(parent) = dir.parent() {
-                sync_dir(parent);
-            }
-        }
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir)
-            .map_err(|e| self.map_err("create a temporary file in", dir, e))?;
-        tmp.write_all(data)
-            .and_then(|_| tmp.as_file().sync_all())
-            .map_err(|e| self.map_err("write", &path, e))?;
-        tmp.persist(&path)
-            .map_err(|e| self.map_err("rename into place", &path, e.error))?;
-        sync_dir(dir);
-        Ok(())
+        let tmp = self.write_temp(&path, data)?;
+        self.commit(tmp, &path)
+    }
+
+    fn put_owned(
+        &self,
+        kind: Kind,
+        name: &str,
+        data: Vec<u8>,
+        release: &mut dyn FnMut(Vec<u8>),
+    ) -> Result<()> {
+        let path = self.full(kind, name);
+        let written = self.write_temp(&path, &data);
+        release(data);
+        self.commit(written?, &path)
+    }
+
+    fn releases_early(&self) -> bool {
+        true
     }
 
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
@@ -158,7 +189,7 @@ impl ObjectStore for LocalStore {
 
     fn parallel_puts(&self) -> usize {
         // A local write is one buffered copy and an fsync: one writer keeps
-        // up with compression, and a second would hold a second pack.
+        // up, and a second would hold a second pack.
         1
     }
 

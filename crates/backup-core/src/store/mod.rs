@@ -98,6 +98,26 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     fn parallel_puts(&self) -> usize {
         2
     }
+    /// Like [`ObjectStore::put`], taking the buffer and handing it to
+    /// `release` as soon as the store no longer needs it, which may be before
+    /// the write is durable (a local directory releases it once written,
+    /// before the fsync). `release` is called exactly once, also on error.
+    fn put_owned(
+        &self,
+        kind: Kind,
+        name: &str,
+        data: Vec<u8>,
+        release: &mut dyn FnMut(Vec<u8>),
+    ) -> Result<()> {
+        let r = self.put(kind, name, &data);
+        release(data);
+        r
+    }
+    /// Whether [`ObjectStore::put_owned`] releases the buffer early, so that
+    /// a writer should wait for it rather than allocate another.
+    fn releases_early(&self) -> bool {
+        false
+    }
 }
 
 /// Options for opening a store from a URL.
