@@ -13,6 +13,7 @@ mod export;
 mod export_db;
 mod id;
 mod parallel;
+pub mod process;
 mod progress;
 pub mod repository;
 pub mod restore;

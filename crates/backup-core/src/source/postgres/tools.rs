@@ -120,8 +120,5 @@ pub fn run(mut cmd: Command, what: &str, kind: ErrorKind) -> Result<Vec<u8>> {
 
 /// The last lines of a tool's stderr, for error messages.
 pub fn tail(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let start = lines.len().saturating_sub(6);
-    lines[start..].join(" | ")
+    crate::process::tail(stderr, 6)
 }
