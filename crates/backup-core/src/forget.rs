@@ -59,7 +59,7 @@ pub struct ForgetReport {
     /// Every group of the considered snapshots.
     pub groups: Vec<ForgetGroup>,
     /// Snapshot manifests that could not be read: never removed.
-    pub damaged: Vec<(Id, String)>,
+    pub damaged: Damaged,
     /// How many snapshot manifests were deleted (0 with a dry run).
     pub removed: usize,
 }
@@ -71,11 +71,14 @@ impl ForgetReport {
     }
 }
 
+/// Snapshots with their ids.
+type Listed = Vec<(Id, Snapshot)>;
+
+/// Damaged snapshot manifests with what is wrong.
+type Damaged = Vec<(Id, String)>;
+
 /// The readable snapshots that pass the filters, and the damaged ones.
-fn candidates(
-    repo: &Repository,
-    options: &ForgetOptions,
-) -> Result<(Vec<(Id, Snapshot)>, Vec<(Id, String)>)> {
+fn candidates(repo: &Repository, options: &ForgetOptions) -> Result<(Listed, Damaged)> {
     let mut ok = Vec::new();
     let mut damaged = Vec::new();
     for (id, snap) in list_snapshots(repo)? {

@@ -310,7 +310,7 @@ fn uncounted_reasons<T: Dated>(s: &T, policy: &Policy, newest: DateTime<Utc>) ->
 /// Reasons from the bucket rules, updating their counters.
 fn bucket_reasons(t: DateTime<Utc>, nr: usize, oldest: bool, c: &mut Counters) -> Vec<String> {
     let mut reasons = Vec::new();
-    for rule in 0..BUCKETS.len() {
+    for (rule, name) in BUCKETS.iter().enumerate() {
         if c.count[rule] == 0 {
             continue;
         }
@@ -323,7 +323,6 @@ fn bucket_reasons(t: DateTime<Utc>, nr: usize, oldest: bool, c: &mut Counters) -
         if c.count[rule] > 0 {
             c.count[rule] -= 1;
         }
-        let name = BUCKETS[rule];
         reasons.push(match new_bucket {
             true => format!("{name} snapshot"),
             false => format!("oldest {name} snapshot"),
