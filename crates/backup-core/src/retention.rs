@@ -17,6 +17,11 @@
 //! keeps that one too. `keep_within*` measure back from the newest
 //! snapshot's time (not from now). All rules are ORed, and a snapshot tagged
 //! [`PRE_ROLLBACK_TAG`] is always kept.
+//!
+//! These are the semantics of restic 0.16 and later. restic 0.14 (the
+//! version the end-to-end tests compare with) has neither the
+//! oldest-snapshot rule (restic PR #4366) nor `-1` (which it takes as a rule
+//! that keeps nothing; restic now spells it `unlimited`).
 
 use crate::error::{Error, Result};
 use crate::snapshot::{Component, Snapshot};
