@@ -7,6 +7,7 @@ mod damage;
 mod exits;
 mod faults;
 mod fidelity;
+mod forget;
 mod local;
 mod postgres;
 mod s3;

@@ -44,6 +44,8 @@ enum Command {
     Verify(commands::verify::Args),
     /// Restore a snapshot to a directory (staged, verified, then moved into place).
     Restore(commands::restore::Args),
+    /// Remove the snapshots a retention policy does not keep (--keep-daily 7 ...; packs stay).
+    Forget(commands::forget::Args),
     /// Compare two snapshots, or a snapshot with the live files.
     Diff(commands::diff::Args),
     /// Write a snapshot as a self-contained tar bundle usable without this tool.
@@ -99,6 +101,7 @@ fn run_command(global: &GlobalArgs, command: Command, out: Output) -> anyhow::Re
         Command::Verify(a) => commands::verify::run(&s()?, a, out),
         Command::Restore(a) => commands::restore::run(&s()?, a, out),
         Command::Diff(a) => commands::diff::run(&s()?, a, out),
+        Command::Forget(a) => commands::forget::run(&s()?, a, out),
         Command::Export(a) => commands::export::run(&s()?, a, out),
         Command::Import(a) => commands::import::run(&s()?, a, out),
         Command::Config(a) => commands::config::run(global.config.as_deref(), a, out),

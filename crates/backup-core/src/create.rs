@@ -100,6 +100,12 @@ pub struct CreateOptions {
     pub label: Option<String>,
     /// Compression threads (0: one per core).
     pub workers: usize,
+    /// The snapshot's time, for a capture made elsewhere or earlier
+    /// (default: now).
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
+    /// The snapshot's host name (default: this host's). Unchanged files
+    /// are looked up in the newest earlier snapshot of this host.
+    pub host: Option<String>,
 }
 
 /// The result of a create run.
@@ -242,6 +248,9 @@ pub fn create_snapshot(
     options: &CreateOptions,
     progress: &dyn Progress,
 ) -> Result<CreateResult> {
+    if options.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
+        return Err(Error::usage("--host is empty: give a host name"));
+    }
     if options.files.is_empty() && options.postgres.is_empty() {
         return Err(Error::usage(
             "nothing to capture: name at least one source with --files PATH or --postgres CONNINFO",
@@ -261,6 +270,12 @@ pub fn create_snapshot(
     };
     let saver = Saver::new(repo, workers);
     let mut snap = Snapshot::new(options.tags.clone(), options.label.clone());
+    if let Some(time) = options.time {
+        snap.time = time;
+    }
+    if let Some(host) = &options.host {
+        snap.host = host.clone();
+    }
     // --force reads everything again: no parent at all.
     let earlier = if options.files_options.force {
         Vec::new()

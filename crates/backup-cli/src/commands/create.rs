@@ -50,6 +50,21 @@ pub struct Args {
     /// Compression threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Record the snapshot as taken at this UTC time ("YYYY-MM-DD HH:MM:SS"), e.g. for a capture made earlier.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Record this host name instead of this machine's (unchanged files are then looked up in that host's snapshots).
+    #[arg(long, value_name = "NAME")]
+    host: Option<String>,
+}
+
+/// Parses `--time`: "YYYY-MM-DD HH:MM:SS" (or with a `T`), in UTC.
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("{text:?} is not a time: write \"YYYY-MM-DD HH:MM:SS\" (UTC)"))
 }
 
 /// Runs `create`.
@@ -83,6 +98,8 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
         tags: a.tags,
         label: a.label,
         workers: a.threads,
+        time: a.time,
+        host: a.host,
     };
     let bars = out.progress();
     let result = create_snapshot(&repo, &options, &bars);

@@ -4,6 +4,7 @@ pub mod config;
 pub mod create;
 pub mod diff;
 pub mod export;
+pub mod forget;
 pub mod import;
 pub mod init;
 pub mod restore;

@@ -10,6 +10,7 @@ use super::{
     parse_duration, FilesEntry, Hooks, PostgresEntry, Problem, S3Section, System, DEFAULT_STATE_DIR,
 };
 use crate::error::{Error, ErrorKind, Result};
+use crate::retention::{Policy, Span};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,7 @@ const KEYS: &[(&str, &[&str])] = &[
             "postgres",
             "files",
             "hooks",
+            "retention",
         ],
     ),
     (
@@ -50,6 +52,24 @@ const KEYS: &[(&str, &[&str])] = &[
             "hook_timeout",
         ],
     ),
+    ("retention", RETENTION_KEYS),
+];
+
+/// The keys of `[retention]`.
+const RETENTION_KEYS: &[&str] = &[
+    "keep_last",
+    "keep_hourly",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+    "keep_yearly",
+    "keep_within",
+    "keep_within_hourly",
+    "keep_within_daily",
+    "keep_within_weekly",
+    "keep_within_monthly",
+    "keep_within_yearly",
+    "keep_tag",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +86,26 @@ struct RawSystem {
     files: Vec<RawFiles>,
     #[serde(default)]
     hooks: RawHooks,
+    retention: Option<RawRetention>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    keep_last: Option<i64>,
+    keep_hourly: Option<i64>,
+    keep_daily: Option<i64>,
+    keep_weekly: Option<i64>,
+    keep_monthly: Option<i64>,
+    keep_yearly: Option<i64>,
+    keep_within: Option<String>,
+    keep_within_hourly: Option<String>,
+    keep_within_daily: Option<String>,
+    keep_within_weekly: Option<String>,
+    keep_within_monthly: Option<String>,
+    keep_within_yearly: Option<String>,
+    /// A list of tags, or a table of tag = duration.
+    keep_tag: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -361,6 +401,82 @@ fn hooks(raw: RawHooks, problems: &mut Vec<Problem>) -> Hooks {
     }
 }
 
+/// `keep_tag`: `["a", "b"]` (keep snapshots with any of these tags) or
+/// `{ "pre-deploy" = "90d" }` (keep those within the duration of the newest).
+fn keep_tags(v: toml::Value, policy: &mut Policy, problems: &mut Vec<Problem>) {
+    let key = "retention.keep_tag";
+    let shape = "give a list of tags, e.g. [\"pre-deploy\"], or a table of tag = duration, \
+                 e.g. { \"pre-deploy\" = \"90d\" }";
+    match v {
+        toml::Value::Array(items) => {
+            for item in items {
+                match item {
+                    toml::Value::String(t) if !t.is_empty() => policy.tags.push(t),
+                    other => {
+                        problems.push(Problem::new(key, format!("{other} is not a tag: {shape}")))
+                    }
+                }
+            }
+        }
+        toml::Value::Table(table) => {
+            for (tag, d) in table {
+                let span = match d.as_str() {
+                    Some(text) => Span::parse(text).map_err(|e| e.to_string()),
+                    None => Err(format!("{d} is not a duration: {shape}")),
+                };
+                match span {
+                    Ok(span) => policy.tags_within.push((tag, span)),
+                    Err(e) => problems.push(Problem::new(format!("{key}.{tag}"), e)),
+                }
+            }
+        }
+        other => problems.push(Problem::new(key, format!("{other} is neither: {shape}"))),
+    }
+}
+
+/// The `[retention]` table as a policy (an empty table is an empty policy,
+/// which `forget` refuses).
+fn retention(raw: RawRetention, problems: &mut Vec<Problem>) -> Policy {
+    let mut count = |name: &str, v: Option<i64>| {
+        let n = v.unwrap_or(0);
+        if n < -1 {
+            problems.push(Problem::new(
+                format!("retention.{name}"),
+                format!("{n}: give a count of 1 or more, or -1 for unlimited"),
+            ));
+        }
+        n
+    };
+    let mut policy = Policy {
+        last: count("keep_last", raw.keep_last),
+        hourly: count("keep_hourly", raw.keep_hourly),
+        daily: count("keep_daily", raw.keep_daily),
+        weekly: count("keep_weekly", raw.keep_weekly),
+        monthly: count("keep_monthly", raw.keep_monthly),
+        yearly: count("keep_yearly", raw.keep_yearly),
+        ..Policy::default()
+    };
+    let mut span = |name: &str, v: Option<String>| {
+        v.and_then(|text| {
+            Span::parse(&text)
+                .map_err(|e| {
+                    problems.push(Problem::new(format!("retention.{name}"), e.to_string()))
+                })
+                .ok()
+        })
+    };
+    policy.within = span("keep_within", raw.keep_within);
+    policy.within_hourly = span("keep_within_hourly", raw.keep_within_hourly);
+    policy.within_daily = span("keep_within_daily", raw.keep_within_daily);
+    policy.within_weekly = span("keep_within_weekly", raw.keep_within_weekly);
+    policy.within_monthly = span("keep_within_monthly", raw.keep_within_monthly);
+    policy.within_yearly = span("keep_within_yearly", raw.keep_within_yearly);
+    if let Some(v) = raw.keep_tag {
+        keep_tags(v, &mut policy, problems);
+    }
+    policy
+}
+
 /// Parses a system description. A syntax error or unknown key is the `Err`
 /// (TOML stops at the first); otherwise the system and every problem its
 /// values have (an empty list when it is valid).
@@ -395,6 +511,7 @@ pub fn parse_text(text: &str) -> std::result::Result<(System, Vec<Problem>), Pro
         postgres: postgres_entries(raw.postgres, &mut problems),
         files: files_entries(raw.files, &mut problems),
         hooks: hooks(raw.hooks, &mut problems),
+        retention: raw.retention.map(|r| retention(r, &mut problems)),
     };
     check_nesting(&system.files, &mut problems);
     Ok((system, problems))
@@ -579,5 +696,62 @@ hook_timeout = "1h30m"
         let got = problems("[[postgres]]\nname = \"db\"\n[[files]]\nname = \"f\"\n");
         let keys: Vec<&str> = got.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["postgres[0].connection", "files[0].path"], "{got:?}");
+    }
+
+    #[test]
+    fn the_retention_table_is_a_policy() {
+        let text = "[retention]\nkeep_last = 3\nkeep_daily = 7\nkeep_monthly = -1\n\
+                    keep_within = \"1y2m\"\nkeep_tag = { \"pre-deploy\" = \"90d\" }\n";
+        let s = System::parse(Path::new("f.toml"), text).expect("valid");
+        let p = s.retention.expect("a policy");
+        assert_eq!((p.last, p.daily, p.monthly, p.weekly), (3, 7, -1, 0));
+        assert_eq!(p.within.map(|w| w.to_string()).as_deref(), Some("1y2m"));
+        assert_eq!(p.tags_within.len(), 1);
+        assert_eq!(p.tags_within[0].0, "pre-deploy");
+        assert_eq!(p.tags_within[0].1.to_string(), "90d");
+        let s = System::parse(
+            Path::new("f.toml"),
+            "[retention]\nkeep_tag = [\"a\", \"b\"]\n",
+        )
+        .expect("valid");
+        assert_eq!(s.retention.expect("a policy").tags, ["a", "b"]);
+        assert!(System::parse(Path::new("f.toml"), "")
+            .expect("valid")
+            .retention
+            .is_none());
+    }
+
+    #[test]
+    fn retention_unknown_keys_bad_counts_and_durations_are_refused() {
+        let p = parse_text("[retention]\nkeep_last = 1\nkeep_dayly = 7\n").unwrap_err();
+        assert_eq!(p.key, "retention.keep_dayly");
+        assert!(
+            p.message.starts_with("line 3: unknown key"),
+            "{}",
+            p.message
+        );
+        assert!(
+            p.message
+                .contains("in [retention] are keep_last, keep_hourly"),
+            "{}",
+            p.message
+        );
+        let got = problems(
+            "[retention]\nkeep_weekly = -2\nkeep_within = \"2w\"\n\
+             keep_tag = { \"pre-deploy\" = \"90\" }\n",
+        );
+        let keys: Vec<&str> = got.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "retention.keep_weekly",
+                "retention.keep_within",
+                "retention.keep_tag.pre-deploy"
+            ],
+            "{got:?}"
+        );
+        assert!(got[1].message.contains("y (years)"), "{got:?}");
+        let got = problems("[retention]\nkeep_tag = 5\n");
+        assert_eq!(got[0].key, "retention.keep_tag", "{got:?}");
     }
 }

@@ -16,6 +16,7 @@ pub use check::{check_file, check_system, CheckReport};
 pub use duration::parse_duration;
 
 use crate::create::{FileSource, PostgresSource};
+use crate::retention::Policy;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -39,6 +40,9 @@ pub struct System {
     pub files: Vec<FilesEntry>,
     /// How to stop, start and health-check the application (`[hooks]`).
     pub hooks: Hooks,
+    /// The retention policy of `forget` (`[retention]`), when the file has
+    /// that table.
+    pub retention: Option<Policy>,
 }
 
 /// The `[s3]` table: settings of an S3 repository.
@@ -154,6 +158,7 @@ impl Default for System {
             postgres: Vec::new(),
             files: Vec::new(),
             hooks: Hooks::default(),
+            retention: None,
         }
     }
 }
