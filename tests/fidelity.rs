@@ -474,3 +474,23 @@ fn restore_into_an_empty_mount_point_writes_inside_it() {
         r.stdout
     );
 }
+
+#[test]
+fn ambiguous_component_choices_are_refused_before_anything_is_written() {
+    let env = Env::local();
+    let (live, id) = live_component(&env);
+    let other = env.path("other/api");
+    std::fs::create_dir_all(&other).unwrap();
+    let (a, b) = (live.display().to_string(), other.display().to_string());
+    env.run(&["create", "--files", &a, "--files", &b])
+        .fails(2, "would both be named \"api\"");
+    let spec = format!("{}:{}", &id[..8], live.join("api").display());
+    let out = env.path("out");
+    let to = out.to_str().unwrap();
+    env.run(&["restore", &spec, "--component", "api", "--target", to])
+        .fails(2, "not both");
+    env.run(&["restore", &id[..8], "--component", "nope", "--target", to])
+        .fails(2, "api (");
+    assert!(!out.exists());
+    assert_eq!(env.listed_snapshots(), 1);
+}

@@ -4,7 +4,7 @@
 use crate::error::Result;
 use crate::progress::Progress;
 use crate::repository::Repository;
-use crate::snapshot::{load_tree, Node, NodeKind, Snapshot};
+use crate::snapshot::{full_path, load_tree, Node, NodeKind, Snapshot};
 use crate::source::files::scan_live;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -32,19 +32,11 @@ pub struct Change {
     pub details: Vec<String>,
 }
 
-fn full(component: &str, rel: &str) -> String {
-    if rel.is_empty() {
-        component.to_string()
-    } else {
-        format!("{}/{rel}", component.trim_end_matches('/'))
-    }
-}
-
 fn flatten(repo: &Repository, snap: &Snapshot) -> Result<BTreeMap<String, Node>> {
     let mut out = BTreeMap::new();
     for fc in snap.file_components() {
         for n in load_tree(repo, &fc.tree)? {
-            out.insert(full(&fc.path, &n.path), n);
+            out.insert(full_path(&fc.path, &n.path), n);
         }
     }
     Ok(out)
@@ -214,7 +206,7 @@ pub fn diff_live(repo: &Repository, a: &Snapshot, progress: &dyn Progress) -> Re
             !fc.no_xattrs,
             progress,
         )? {
-            live.insert(full(&fc.path, &n.path), n);
+            live.insert(full_path(&fc.path, &n.path), n);
         }
     }
     Ok(diff_maps(&old, &live))

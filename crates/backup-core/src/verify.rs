@@ -411,11 +411,7 @@ fn who_uses(
             for n in nodes {
                 for b in &n.blobs {
                     if blobs.contains(b) {
-                        let full = if n.path.is_empty() {
-                            fc.path.clone()
-                        } else {
-                            format!("{}/{}", fc.path.trim_end_matches('/'), n.path)
-                        };
+                        let full = crate::snapshot::full_path(&fc.path, &n.path);
                         out.entry(*b)
                             .or_default()
                             .push(format!("snapshot {}: {full}", sid.short()));

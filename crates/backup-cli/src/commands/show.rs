@@ -109,11 +109,7 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
             println!("  warning: {w}");
         }
         for n in nodes {
-            let full = if n.path.is_empty() {
-                fc.path.clone()
-            } else {
-                format!("{}/{}", fc.path.trim_end_matches('/'), n.path)
-            };
+            let full = backup_core::snapshot::full_path(&fc.path, &n.path);
             match n.kind {
                 NodeKind::File => println!(
                     "  {:04o} {:>5}:{:<5} {:>12}  {}  {full}",

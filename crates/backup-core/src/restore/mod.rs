@@ -13,4 +13,3 @@ pub use database::{
 pub use database_check::{restore_test, Mismatch, RestoreTestReport};
 pub use files::{restore_files, RestoreOptions, RestoreReport};
 pub use place::{exchange_or_move, put_in_place, StagingDir};
-pub use selection::{full_path, under};

@@ -252,6 +252,7 @@ fn move_aside(from: &Path, target: &Path) -> std::io::Result<PathBuf> {
         }
     }
     Err(std::io::Error::other(
-        "a thousand kept copies from the same second already exist",
+        "a thousand kept copies from the same second already exist next to it: \
+         remove old `.before-restore-*` copies",
     ))
 }

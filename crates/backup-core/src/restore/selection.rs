@@ -10,7 +10,7 @@
 //! [`STAGED`] of the staging directory.
 
 use crate::error::{Error, Result};
-use crate::snapshot::{Node, NodeKind};
+use crate::snapshot::{full_path, Node, NodeKind};
 use std::collections::HashMap;
 
 /// The name of the staged copy inside the staging directory.
@@ -49,17 +49,6 @@ pub struct Listing {
 pub fn under(path: &str, prefix: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
     path == prefix || prefix.is_empty() || path.starts_with(&format!("{prefix}/"))
-}
-
-/// A captured path: component path joined with a node's relative path.
-pub fn full_path(component: &str, rel: &str) -> String {
-    if rel.is_empty() {
-        component.to_string()
-    } else if component == "/" {
-        format!("/{rel}")
-    } else {
-        format!("{component}/{rel}")
-    }
 }
 
 fn included(include: &[String], full: &str, kind: NodeKind) -> bool {

@@ -7,7 +7,7 @@ pub use database::{
     DatabaseProperties, DatabaseSetting, Extension, Grant, LargeObject, MatView, PostgresComponent,
     SequenceValue, StreamRef, TableData, TableStream,
 };
-pub use tree::{encode_name, load_tree, save_tree, Node, NodeKind, TreeWriter, Xattr};
+pub use tree::{load_tree, save_tree, Node, NodeKind, TreeWriter, Xattr};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
@@ -120,6 +120,16 @@ impl FilesComponent {
             return &self.name;
         }
         default_component_name(&self.path)
+    }
+}
+
+/// A captured absolute path: a component's path joined with a node's
+/// relative path (`""` is the component itself).
+pub fn full_path(component: &str, rel: &str) -> String {
+    if rel.is_empty() {
+        component.to_string()
+    } else {
+        format!("{}/{rel}", component.trim_end_matches('/'))
     }
 }
 
