@@ -44,6 +44,8 @@ enum Command {
     Verify(commands::verify::Args),
     /// Restore a snapshot to a directory (staged, verified, then moved into place).
     Restore(commands::restore::Args),
+    /// Roll the whole system (databases, file trees) back to a snapshot, verified, with the application down for seconds.
+    Rollback(commands::rollback::Args),
     /// Remove the snapshots a retention policy does not keep (--keep-daily 7 ...; packs stay).
     Forget(commands::forget::Args),
     /// Compare two snapshots, or a snapshot with the live files.
@@ -100,6 +102,7 @@ fn run_command(global: &GlobalArgs, command: Command, out: Output) -> anyhow::Re
         Command::Show(a) => commands::show::run(&s()?, a, out),
         Command::Verify(a) => commands::verify::run(&s()?, a, out),
         Command::Restore(a) => commands::restore::run(&s()?, a, out),
+        Command::Rollback(a) => commands::rollback::run(&s()?, a, out),
         Command::Diff(a) => commands::diff::run(&s()?, a, out),
         Command::Forget(a) => commands::forget::run(&s()?, a, out),
         Command::Export(a) => commands::export::run(&s()?, a, out),

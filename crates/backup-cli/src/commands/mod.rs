@@ -8,6 +8,8 @@ pub mod forget;
 pub mod import;
 pub mod init;
 pub mod restore;
+pub mod rollback;
+pub mod rollback_plan;
 pub mod show;
 pub mod snapshots;
 pub mod verify;
