@@ -28,6 +28,9 @@ pub const SOURCE: i32 = 8;
 pub const TARGET: i32 = 9;
 /// The run finished but with warnings (e.g. files skipped with --skip-unreadable).
 pub const WARNINGS: i32 = 10;
+/// A rollback or undo failed (start hook, health check, switch) and was
+/// switched back: the system is as it was before.
+pub const REVERTED: i32 = 11;
 
 /// The help text that lists the exit codes.
 pub const HELP: &str = "Exit codes:
@@ -41,7 +44,8 @@ pub const HELP: &str = "Exit codes:
   7  repository locked by another process
   8  a source could not be read (no snapshot was written)
   9  restore target unusable (not empty, read-only, full)
- 10  finished with warnings (entries left out, files that changed while read)";
+ 10  finished with warnings (entries left out, files that changed while read)
+ 11  rollback failed and was reverted: the system is as it was before";
 
 /// The exit code for an error.
 pub fn code_for(err: &anyhow::Error) -> i32 {

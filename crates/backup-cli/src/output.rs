@@ -108,3 +108,14 @@ impl Progress for Bars {
 pub fn human_bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
+
+/// Seconds as `0.42s`, `12.3s` or `3m05s`.
+pub fn human_secs(secs: f64) -> String {
+    if secs < 10.0 {
+        format!("{secs:.2}s")
+    } else if secs < 120.0 {
+        format!("{secs:.1}s")
+    } else {
+        format!("{}m{:02}s", (secs / 60.0) as u64, (secs as u64) % 60)
+    }
+}

@@ -27,6 +27,9 @@ pub struct FileSource {
     pub excludes: Vec<String>,
     /// The contents are secret (recorded on the component).
     pub secret: bool,
+    /// Record the component under this path instead of the one read (a
+    /// copy kept aside, captured as what it was).
+    pub record_as: Option<PathBuf>,
 }
 
 impl FileSource {
@@ -60,6 +63,7 @@ impl From<PathBuf> for FileSource {
             path,
             excludes: Vec::new(),
             secret: false,
+            record_as: None,
         }
     }
 }
@@ -72,6 +76,9 @@ pub struct PostgresSource {
     pub name: String,
     /// The libpq connection string or URI.
     pub connection: String,
+    /// Record the database under this name instead of the one read (a
+    /// database kept aside, captured as what it was).
+    pub record_as: Option<String>,
 }
 
 impl From<String> for PostgresSource {
@@ -79,6 +86,7 @@ impl From<String> for PostgresSource {
         PostgresSource {
             name: String::new(),
             connection,
+            record_as: None,
         }
     }
 }
@@ -292,6 +300,9 @@ pub fn create_snapshot(
             progress,
         )?;
         c.name = source.name.clone();
+        if let Some(db) = &source.record_as {
+            c.database = db.clone();
+        }
         snap.components.push(Component::Postgres(Box::new(c)));
     }
     let parents = if options.files_options.force {
@@ -309,6 +320,9 @@ pub fn create_snapshot(
         let mut c = capture_files(&saver, root, &files_options, parent.as_ref(), progress)?;
         c.name = name;
         c.secret = source.secret;
+        if let Some(p) = &source.record_as {
+            c.path = p.to_string_lossy().into_owned();
+        }
         snap.components.push(Component::Files(c));
     }
     let stats = saver.finish()?;

@@ -19,6 +19,7 @@ mod progress;
 pub mod repository;
 pub mod restore;
 pub mod retention;
+pub mod rollback;
 pub mod snapshot;
 pub mod source;
 pub mod store;

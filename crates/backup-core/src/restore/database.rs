@@ -57,12 +57,12 @@ fn open_stream<'a>(repo: &'a Repository, s: &'a StreamRef, what: String) -> Stre
     StreamReader::new(repo, &s.blobs, s.size, &s.sha256, what)
 }
 
-fn stamp() -> String {
+pub(crate) fn stamp() -> String {
     chrono::Utc::now().format("%Y%m%d%H%M%S").to_string()
 }
 
 /// A database name with a suffix, cut to PostgreSQL's 63-byte limit.
-fn derived_name(base: &str, suffix: &str) -> String {
+pub(crate) fn derived_name(base: &str, suffix: &str) -> String {
     let room = 63usize.saturating_sub(suffix.len());
     let mut b = base.to_string();
     while b.len() > room {
@@ -71,7 +71,7 @@ fn derived_name(base: &str, suffix: &str) -> String {
     format!("{b}{suffix}")
 }
 
-fn database_exists(maint: &mut postgres::Client, name: &str) -> Result<bool> {
+pub(crate) fn database_exists(maint: &mut postgres::Client, name: &str) -> Result<bool> {
     Ok(maint
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
         .map_err(|e| db_error("looking up the target database", e))?
@@ -105,28 +105,7 @@ pub fn restore_database(
     let _lock = crate::repository::Lock::acquire(repo, false, "restore")?;
     let target = ConnInfo::parse(&options.target)?;
     let live = target.dbname().to_string();
-    let maint_info = target.with_dbname("postgres");
-    let mut maint = maint_info
-        .connect()
-        .map_err(|e| e.with_kind(ErrorKind::Target))?;
-    let target_version: i32 = maint
-        .query_one("SELECT current_setting('server_version_num')::int4", &[])
-        .map_err(|e| db_error("reading the target server version", e))?
-        .get(0);
-    let (src_major, dst_major) = (
-        tools::major(comp.server_version_num),
-        tools::major(target_version as u32),
-    );
-    if dst_major < src_major {
-        return Err(Error::new(
-            ErrorKind::Target,
-            format!(
-                "the target server runs PostgreSQL {dst_major}, older than the captured database's {src_major}: \
-                 restore to a server of version {src_major} or newer"
-            ),
-        ));
-    }
-    let pg_restore = tools::find_tool("pg_restore", src_major.max(dst_major))?;
+    let mut maint = maintenance(&target)?;
     let exists = database_exists(&mut maint, &live)?;
     if exists && !options.replace {
         let n = user_object_count(&target).map_err(|e| e.with_kind(ErrorKind::Target))?;
@@ -148,21 +127,12 @@ pub fn restore_database(
     } else {
         live.clone()
     };
-    create_database(&mut maint, &into, comp)?;
-    let into_info = target.with_dbname(&into);
-    let result = load(repo, comp, &into_info, &pg_restore, options, progress).and_then(|()| {
-        for stmt in property_statements(&comp.properties, &ident(&into), options.no_owner) {
-            maint.batch_execute(&stmt).map_err(|e| {
-                db_error(format!("applying database properties ({stmt})"), e)
-                    .with_kind(ErrorKind::Target)
-            })?;
-        }
-        Ok(())
-    });
-    if let Err(e) = result {
-        let _ = drop_database(&mut maint, &into);
-        return Err(e);
-    }
+    let stage = StageOptions {
+        jobs: options.jobs,
+        no_owner: options.no_owner,
+        globals: options.globals,
+    };
+    stage_database(repo, comp, &target, &into, &stage, progress)?;
     let mut report = DatabaseRestoreReport {
         database: live.clone(),
         tables: comp.tables.len(),
@@ -194,6 +164,83 @@ pub fn restore_database(
     }
     report.duration_secs = start.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// A session on the `postgres` database of the target's server.
+pub(crate) fn maintenance(target: &ConnInfo) -> Result<postgres::Client> {
+    target
+        .with_dbname("postgres")
+        .connect()
+        .map_err(|e| e.with_kind(ErrorKind::Target))
+}
+
+/// How a database is staged.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StageOptions {
+    /// Parallel connections.
+    pub jobs: usize,
+    /// Skip ownership and privileges.
+    pub no_owner: bool,
+    /// Replay roles and tablespaces first.
+    pub globals: bool,
+}
+
+/// Restores `comp` into a new database `into` on the target's server,
+/// every stream checked against its SHA-256 and row count before it
+/// commits. On failure the new database is dropped. The caller holds the
+/// repository lock.
+pub(crate) fn stage_database(
+    repo: &Repository,
+    comp: &PostgresComponent,
+    target: &ConnInfo,
+    into: &str,
+    options: &StageOptions,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut maint = maintenance(target)?;
+    let pg_restore = restore_tool(&mut maint, comp)?;
+    create_database(&mut maint, into, comp)?;
+    let into_info = target.with_dbname(into);
+    let result = load(repo, comp, &into_info, &pg_restore, options, progress).and_then(|()| {
+        for stmt in property_statements(&comp.properties, &ident(into), options.no_owner) {
+            maint.batch_execute(&stmt).map_err(|e| {
+                db_error(format!("applying database properties ({stmt})"), e)
+                    .with_kind(ErrorKind::Target)
+            })?;
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        let _ = drop_database(&mut maint, into);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The `pg_restore` for this server and capture, refusing a server older
+/// than the captured one.
+fn restore_tool(
+    maint: &mut postgres::Client,
+    comp: &PostgresComponent,
+) -> Result<std::path::PathBuf> {
+    let target_version: i32 = maint
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .map_err(|e| db_error("reading the target server version", e))?
+        .get(0);
+    let (src_major, dst_major) = (
+        tools::major(comp.server_version_num),
+        tools::major(target_version as u32),
+    );
+    if dst_major < src_major {
+        return Err(Error::new(
+            ErrorKind::Target,
+            format!(
+                "the target server runs PostgreSQL {dst_major}, older than the captured database's {src_major}: \
+                 restore to a server of version {src_major} or newer"
+            ),
+        ));
+    }
+    tools::find_tool("pg_restore", src_major.max(dst_major))
 }
 
 fn create_database(
@@ -342,7 +389,7 @@ fn load(
     comp: &PostgresComponent,
     info: &ConnInfo,
     pg_restore: &std::path::Path,
-    options: &DatabaseRestoreOptions,
+    options: &StageOptions,
     progress: &dyn Progress,
 ) -> Result<()> {
     // The DDL archive, verified, in a private temporary file (pg_restore -j needs a file).

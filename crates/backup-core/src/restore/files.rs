@@ -10,7 +10,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::{decode_blob, pack_read_error, BlobLocation, Lock, Repository};
-use crate::snapshot::{load_tree, NodeKind, Snapshot};
+use crate::snapshot::{load_tree, FilesComponent, NodeKind, Snapshot};
 use crate::store::Kind;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -119,8 +119,51 @@ pub fn restore_files(
         None => select_all(listings, &options.include)?,
     };
     let mut staging = StagingDir::for_target(&target)?;
-    let dir = DirHandle::open(staging.path())?;
-    create_skeleton(&dir, &sel)?;
+    let staged = stage_selection(
+        repo,
+        &sel,
+        staging.path(),
+        options.workers,
+        options.no_xattrs,
+        progress,
+    )?;
+    let previous = put_in_place(&mut staging, &target)?;
+    Ok(RestoreReport {
+        target,
+        source,
+        files: staged.files,
+        other: staged.other,
+        bytes: staged.bytes,
+        previous,
+        duration_secs: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// What staging wrote.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Staged {
+    /// Files written.
+    pub files: u64,
+    /// Directories, links, FIFOs and device nodes created.
+    pub other: u64,
+    /// Bytes of file content.
+    pub bytes: u64,
+}
+
+/// Restores a selection into entry [`super::selection::STAGED`] of the
+/// directory `staging`, checks every file against its SHA-256 and applies
+/// the metadata. Nothing outside `staging` is touched; the caller holds
+/// the repository lock.
+fn stage_selection(
+    repo: &Repository,
+    sel: &Selection,
+    staging: &std::path::Path,
+    workers: usize,
+    no_xattrs: bool,
+    progress: &dyn Progress,
+) -> Result<Staged> {
+    let dir = DirHandle::open(staging)?;
+    create_skeleton(&dir, sel)?;
     let items = &sel.items;
     let total: u64 = items
         .iter()
@@ -128,24 +171,37 @@ pub fn restore_files(
         .map(|i| i.node.size)
         .sum();
     progress.phase("restoring", Some(total));
-    write_contents(repo, &dir, items, options.workers, progress)?;
+    write_contents(repo, &dir, items, workers, progress)?;
     progress.phase("verifying restored files", Some(total));
     verify_staged(&dir, items, progress)?;
-    apply_metadata(&dir, items, options.no_xattrs)?;
-    let previous = put_in_place(&mut staging, &target)?;
+    apply_metadata(&dir, items, no_xattrs)?;
     let files = items
         .iter()
         .filter(|i| i.node.kind == NodeKind::File)
         .count() as u64;
-    Ok(RestoreReport {
-        target,
-        source,
+    Ok(Staged {
         files,
         other: items.len() as u64 - files,
         bytes: total,
-        previous,
-        duration_secs: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Stages one file component, whole, into `staging/r` (its content at the
+/// top: `r` is the component's directory, file or symlink), verified. The
+/// caller holds the repository lock and owns `staging`.
+pub(crate) fn stage_component(
+    repo: &Repository,
+    fc: &FilesComponent,
+    staging: &std::path::Path,
+    workers: usize,
+    progress: &dyn Progress,
+) -> Result<Staged> {
+    let listings = vec![Listing {
+        path: fc.path.clone(),
+        nodes: load_tree(repo, &fc.tree)?,
+    }];
+    let sel = select_path(listings, &fc.path, &[])?;
+    stage_selection(repo, &sel, staging, workers, fc.no_xattrs, progress)
 }
 
 /// Creates every entry: directories, links, FIFOs and devices as they are,

@@ -13,3 +13,5 @@ pub use database::{
 pub use database_check::{restore_test, Mismatch, RestoreTestReport};
 pub use files::{restore_files, RestoreOptions, RestoreReport};
 pub use place::{exchange_or_move, put_in_place, StagingDir};
+pub(crate) use database::{database_exists, derived_name, maintenance, stage_database, StageOptions};
+pub(crate) use files::stage_component;

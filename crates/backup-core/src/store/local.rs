@@ -219,6 +219,7 @@ impl ObjectStore for LocalStore {
             Kind::Index,
             Kind::Snapshot,
             Kind::Lock,
+            Kind::Audit,
         ] {
             let d = self.root.join(kind.dir());
             fs::create_dir_all(&d).map_err(|e| self.map_err("create", &d, e))?;

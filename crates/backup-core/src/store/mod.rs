@@ -31,6 +31,8 @@ pub enum Kind {
     Snapshot,
     /// Lock objects.
     Lock,
+    /// Audit records of rollbacks and undos.
+    Audit,
 }
 
 impl Kind {
@@ -43,6 +45,7 @@ impl Kind {
             Kind::Index => "index",
             Kind::Snapshot => "snapshots",
             Kind::Lock => "locks",
+            Kind::Audit => "audit",
         }
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 /// once (`"90s"`, `"2m"`, `"1h30m"`). Zero is refused: a timeout of zero
 /// is always a mistake.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("{text:?} is not a duration: write e.g. \"90s\", \"2m\" or \"1h30m\"");
+    let bad = || format!("{text:?} is not a duration: write e.g. \"90s\", \"2m\", \"1h30m\" or \"7d\"");
     let mut total: u64 = 0;
     let mut number = String::new();
     let mut last_unit = 0;
@@ -22,9 +22,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             continue;
         }
         let (rank, scale) = match c {
-            'h' => (1, 3600),
-            'm' => (2, 60),
-            's' => (3, 1),
+            'd' => (1, 86400),
+            'h' => (2, 3600),
+            'm' => (3, 60),
+            's' => (4, 1),
             _ => return Err(bad()),
         };
         if number.is_empty() || rank <= last_unit {
@@ -57,6 +58,9 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("1h2m3s"), Ok(Duration::from_secs(3723)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
+        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(129600)));
+        assert!(parse_duration("12h1d").is_err());
     }
 
     #[test]

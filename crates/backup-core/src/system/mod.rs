@@ -178,6 +178,7 @@ impl System {
                 path: f.path.clone(),
                 excludes: f.exclude.clone(),
                 secret: f.secret,
+                record_as: None,
             })
             .collect()
     }
@@ -189,6 +190,7 @@ impl System {
             .map(|p| PostgresSource {
                 name: p.name.clone(),
                 connection: p.connection.clone(),
+                record_as: None,
             })
             .collect()
     }

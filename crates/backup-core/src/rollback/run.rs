@@ -1,0 +1,375 @@
+//! Carrying out a staged operation: stop, switch, start, health check,
+//! and on any failure the same steps backwards. Every phase is written to
+//! the journal before it acts.
+
+use super::journal::{Journal, Operation, Phase, StepRecord, JOURNAL_VERSION};
+use super::switch::Switch;
+use super::{RollbackOptions, RollbackReport, Session};
+use crate::error::{Error, ErrorKind, Result};
+use crate::process::{hook_failure, run_health_check, run_hook, HookRun};
+use chrono::{DateTime, Utc};
+use std::time::{Duration, Instant};
+
+/// How long a hook may run when the file does not say.
+const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the health check may take to pass when the file does not say.
+const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pause between two tries of the health check.
+const HEALTH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// A fresh journal.
+pub(crate) fn new_journal(op: Operation, snapshot: String, options: &RollbackOptions) -> Journal {
+    let started = Utc::now();
+    let mut rnd = [0u8; 3];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut rnd);
+    Journal {
+        version: JOURNAL_VERSION,
+        id: format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), hex::encode(rnd)),
+        operation: op,
+        snapshot,
+        undoes: None,
+        plan_hash: options.plan_hash.clone(),
+        user: std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "root".into()),
+        host: crate::repository::hostname(),
+        started,
+        finished: None,
+        phase: Phase::Staging,
+        down_since: None,
+        started_on_new: false,
+        downtime_secs: None,
+        components: Vec::new(),
+        steps: Vec::new(),
+        failure: None,
+        reverted: false,
+        no_safety_snapshot: options.no_safety_snapshot,
+        safety_snapshot: None,
+        undone_by: None,
+        cleaned: false,
+    }
+}
+
+/// Records a step that ran from `started`/`t0` with `result`.
+pub(crate) fn record<T: AsRef<str>>(
+    j: &mut Journal,
+    name: &str,
+    started: DateTime<Utc>,
+    t0: Instant,
+    result: &Result<T>,
+    output: Option<String>,
+) {
+    let (ok, detail) = match result {
+        Ok(d) => (true, d.as_ref().to_string()),
+        Err(e) => (false, e.to_string()),
+    };
+    j.steps.push(StepRecord {
+        name: name.to_string(),
+        started,
+        duration_secs: t0.elapsed().as_secs_f64(),
+        ok,
+        detail,
+        output: output.filter(|o| !o.is_empty()),
+    });
+}
+
+/// Records a step that succeeded and took no measurable time of its own.
+pub(crate) fn record_ok(j: &mut Journal, name: &str, started: DateTime<Utc>, detail: &str) {
+    let secs = (Utc::now() - started).num_microseconds().unwrap_or(0) as f64 / 1e6;
+    j.steps.push(StepRecord {
+        name: name.to_string(),
+        started,
+        duration_secs: secs,
+        ok: true,
+        detail: detail.to_string(),
+        output: None,
+    });
+}
+
+/// For the crash tests: `BACKUP_FAILPOINT=<point>` kills this process with
+/// SIGKILL when it reaches `<point>` (right after the journal says so), as
+/// `kill -9` or a power loss would.
+pub(crate) fn failpoint(point: &str) {
+    if std::env::var("BACKUP_FAILPOINT").is_ok_and(|p| p == point) {
+        let _ = rustix::process::kill_process(
+            rustix::process::getpid(),
+            rustix::process::Signal::Kill,
+        );
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}
+
+/// Sets the phase and writes the journal, then passes the failpoint of
+/// that phase.
+fn enter(session: &Session, j: &mut Journal, phase: Phase) -> Result<()> {
+    j.phase = phase;
+    session.state.save(j)?;
+    failpoint(phase_name(phase));
+    Ok(())
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Staging => "staging",
+        Phase::Staged => "staged",
+        Phase::Stopping => "stopping",
+        Phase::Switching => "switching",
+        Phase::Switched => "switched",
+        Phase::Starting => "starting",
+        Phase::Checking => "checking",
+        Phase::Reverting => "reverting",
+        Phase::Done => "done",
+    }
+}
+
+/// The environment hooks get.
+fn hook_env(j: &Journal, step: &str) -> Vec<(String, String)> {
+    let names: Vec<&str> = j.components.iter().map(|c| c.name()).collect();
+    vec![
+        ("BACKUP_SNAPSHOT".into(), j.snapshot.clone()),
+        ("BACKUP_STEP".into(), step.into()),
+        ("BACKUP_COMPONENTS".into(), names.join(" ")),
+        ("BACKUP_OPERATION".into(), j.operation.word().into()),
+        ("BACKUP_ROLLBACK_ID".into(), j.id.clone()),
+    ]
+}
+
+/// Runs the hook `step` (`stop` or `start`) if the file sets one.
+fn hook(session: &Session, j: &mut Journal, step: &str) -> Result<()> {
+    let hooks = &session.system.hooks;
+    let command = match step {
+        "stop" => hooks.stop.clone(),
+        _ => hooks.start.clone(),
+    };
+    let started = Utc::now();
+    let t0 = Instant::now();
+    let Some(command) = command else {
+        record_ok(j, step, started, &format!("no hooks.{step} set"));
+        return Ok(());
+    };
+    let timeout = hooks.hook_timeout.unwrap_or(DEFAULT_HOOK_TIMEOUT);
+    let run = run_hook(&command, &hook_env(j, step), timeout)?;
+    let result = if run.passed() {
+        Ok(format!("`{command}` passed"))
+    } else {
+        Err(hook_failure(
+            &format!("the {step} hook"),
+            &run,
+            ErrorKind::Target,
+        ))
+    };
+    record(j, step, started, t0, &result, Some(run.output));
+    result.map(|_| ())
+}
+
+/// Runs the health check until it passes (or its time runs out).
+fn health(session: &Session, j: &mut Journal) -> Result<()> {
+    let hooks = &session.system.hooks;
+    let started = Utc::now();
+    let t0 = Instant::now();
+    let Some(command) = hooks.health_check.clone() else {
+        record_ok(j, "health check", started, "no hooks.health_check set");
+        return Ok(());
+    };
+    let per_try = hooks.hook_timeout.unwrap_or(DEFAULT_HOOK_TIMEOUT);
+    let total = hooks.health_timeout.unwrap_or(DEFAULT_HEALTH_TIMEOUT);
+    let runs = run_health_check(&command, &hook_env(j, "health_check"), per_try, total, HEALTH_INTERVAL)?;
+    let last: &HookRun = runs.last().expect("at least one try");
+    let result = if last.passed() {
+        Ok(format!("`{command}` passed after {} tries", runs.len()))
+    } else {
+        let e = hook_failure("health check", last, ErrorKind::Target);
+        Err(e.context(format!(
+            "the health check failed ({} tries in {:.0}s)",
+            runs.len(),
+            t0.elapsed().as_secs_f64()
+        )))
+    };
+    record(j, "health check", started, t0, &result, Some(last.output.clone()));
+    result.map(|_| ())
+}
+
+/// Switches every component, in order.
+fn switch_all(session: &Session, j: &mut Journal) -> Result<()> {
+    for i in 0..j.components.len() {
+        let c = j.components[i].clone();
+        failpoint(&format!("switch:{}", c.name()));
+        let started = Utc::now();
+        let t0 = Instant::now();
+        let result = switch_one(session, &c, true)
+            .map(|()| format!("switched; the replaced copy is {}", c.kept()));
+        record(j, &format!("switch {}", c.name()), started, t0, &result, None);
+        result?;
+    }
+    Ok(())
+}
+
+fn switch_one(session: &Session, c: &Switch, forward: bool) -> Result<()> {
+    match (c, forward) {
+        (Switch::Files(f), true) => f.forward(),
+        (Switch::Files(f), false) => f.revert(),
+        (Switch::Postgres(d), true) => d.forward(&session.connection(&d.name)?),
+        (Switch::Postgres(d), false) => d.revert(&session.connection(&d.name)?),
+    }
+}
+
+fn remove_staging(session: &Session, c: &Switch) -> Result<()> {
+    match c {
+        Switch::Files(f) => f.remove_staging(),
+        Switch::Postgres(d) => d.remove_staging(&session.connection(&d.name)?),
+    }
+}
+
+/// Stop, switch, start, health check; any failure switches back.
+pub(crate) fn execute(session: &Session, mut j: Journal) -> Result<RollbackReport> {
+    enter(session, &mut j, Phase::Staged)?;
+    j.down_since = Some(Utc::now());
+    enter(session, &mut j, Phase::Stopping)?;
+    if let Err(e) = hook(session, &mut j, "stop") {
+        return revert(session, j, e);
+    }
+    enter(session, &mut j, Phase::Switching)?;
+    if let Err(e) = switch_all(session, &mut j) {
+        return revert(session, j, e);
+    }
+    enter(session, &mut j, Phase::Switched)?;
+    bring_up(session, j)
+}
+
+/// Start and health check on the switched state; a failure switches back.
+fn bring_up(session: &Session, mut j: Journal) -> Result<RollbackReport> {
+    j.started_on_new = true;
+    enter(session, &mut j, Phase::Starting)?;
+    if let Err(e) = hook(session, &mut j, "start") {
+        return revert(session, j, e);
+    }
+    enter(session, &mut j, Phase::Checking)?;
+    if let Err(e) = health(session, &mut j) {
+        return revert(session, j, e);
+    }
+    up_again(&mut j);
+    enter(session, &mut j, Phase::Done)?;
+    finish(session, j)
+}
+
+/// The application is up: downtime ends.
+fn up_again(j: &mut Journal) {
+    if let Some(since) = j.down_since {
+        j.downtime_secs = Some((Utc::now() - since).num_microseconds().unwrap_or(0) as f64 / 1e6);
+    }
+}
+
+/// The tail of a successful operation: staging removed, safety snapshot,
+/// audit record, journal into the history.
+fn finish(session: &Session, mut j: Journal) -> Result<RollbackReport> {
+    for c in j.components.clone() {
+        remove_staging(session, &c)?;
+    }
+    if j.operation == Operation::Rollback && !j.no_safety_snapshot && j.safety_snapshot.is_none() {
+        let started = Utc::now();
+        let t0 = Instant::now();
+        let result = super::audit::safety_snapshot(session, &j);
+        let shown = result
+            .as_ref()
+            .map(|id| format!("the replaced state is snapshot {}", id.short()));
+        let shown = shown.map_err(|e| Error::new(e.kind(), e.to_string()));
+        record(&mut j, "safety snapshot", started, t0, &shown, None);
+        match result {
+            Ok(id) => j.safety_snapshot = Some(id.to_hex()),
+            // The rollback itself succeeded; the kept copies are still there.
+            Err(e) => j.failure = Some(format!("the safety snapshot failed: {e}")),
+        }
+        session.state.save(&j)?;
+        failpoint("safety");
+    }
+    if j.operation == Operation::Undo {
+        super::undo::mark_undone(session, &j)?;
+    }
+    close(session, j)
+}
+
+/// Ends the operation: audit record, journal into the history.
+fn close(session: &Session, mut j: Journal) -> Result<RollbackReport> {
+    j.finished = Some(Utc::now());
+    session.state.save(&j)?;
+    super::audit::record(session.repo, &j)?;
+    session.state.archive(&j)?;
+    Ok(RollbackReport::of(&j))
+}
+
+/// Switches everything back after `why`, and brings the application up on
+/// the old state. The report's result is then `reverted`, with `why` as
+/// its failure.
+fn revert(session: &Session, mut j: Journal, why: Error) -> Result<RollbackReport> {
+    j.failure = Some(why.to_string());
+    undo_switch(session, &mut j)
+}
+
+/// The revert itself: stop (the application may run on the new state),
+/// every component back, start, health check.
+fn undo_switch(session: &Session, j: &mut Journal) -> Result<RollbackReport> {
+    let was_down = j.down_since.is_some();
+    enter(session, j, Phase::Reverting)?;
+    if was_down && j.started_on_new {
+        let _ = hook(session, j, "stop");
+    }
+    for c in j.components.clone().iter().rev() {
+        let started = Utc::now();
+        let t0 = Instant::now();
+        let result = switch_one(session, c, false).map(|()| "back as it was");
+        record(j, &format!("switch back {}", c.name()), started, t0, &result, None);
+        result.map_err(|e| {
+            e.context("switching back failed: the journal is kept; fix the cause and run `backup rollback resume`")
+        })?;
+    }
+    for c in j.components.clone() {
+        remove_staging(session, &c)?;
+    }
+    if was_down {
+        // Everything is back; an application that does not come up on its
+        // old state is reported, not switched again.
+        match hook(session, j, "start").and_then(|()| health(session, j)) {
+            Ok(()) => up_again(j),
+            Err(e) => {
+                let first = j.failure.take().unwrap_or_default();
+                j.failure = Some(format!(
+                    "{first}; after everything was switched back the application is still not up: {e}"
+                ));
+            }
+        }
+    }
+    j.reverted = true;
+    close(session, j.clone())
+}
+
+/// Abandons an operation that failed while staging: the staged copies are
+/// removed, nothing else was touched.
+pub(crate) fn abandon(session: &Session, j: &mut Journal, why: &Error) -> Result<()> {
+    j.failure = Some(why.to_string());
+    for c in j.components.clone() {
+        remove_staging(session, &c)?;
+    }
+    j.reverted = true;
+    close(session, j.clone()).map(|_| ())
+}
+
+/// Finishes or reverts an operation a killed run left.
+pub(crate) fn recover(session: &Session, mut j: Journal) -> Result<RollbackReport> {
+    let found = format!("found unfinished in phase {}", phase_name(j.phase));
+    record_ok(&mut j, "resume", Utc::now(), &found);
+    match j.phase {
+        Phase::Staging | Phase::Staged => {
+            let why = Error::new(ErrorKind::Interrupted, "the operation was interrupted before the switch");
+            abandon(session, &mut j, &why)?;
+            Ok(RollbackReport::of(&j))
+        }
+        Phase::Stopping | Phase::Switching | Phase::Reverting => {
+            if j.failure.is_none() {
+                j.failure = Some("the operation was interrupted before every component was switched".into());
+            }
+            undo_switch(session, &mut j)
+        }
+        Phase::Switched | Phase::Starting | Phase::Checking => bring_up(session, j),
+        Phase::Done => finish(session, j),
+    }
+}
