@@ -10,5 +10,6 @@ mod fidelity;
 mod forget;
 mod local;
 mod postgres;
+mod rollback;
 mod s3;
 mod system;

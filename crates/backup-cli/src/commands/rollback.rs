@@ -108,7 +108,9 @@ pub fn confirm(run: &RunArgs, what: &str) -> Result<()> {
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     if answer.trim() != "yes" {
-        bail!(backup_core::Error::usage("not confirmed: nothing was changed"));
+        bail!(backup_core::Error::usage(
+            "not confirmed: nothing was changed"
+        ));
     }
     Ok(())
 }
@@ -227,7 +229,10 @@ fn history(s: &Settings, out: Output) -> Result<i32> {
         out.say("no rollback recorded in this repository");
     }
     for r in &records {
-        let down = r.downtime_secs.map(human_secs).unwrap_or_else(|| "-".into());
+        let down = r
+            .downtime_secs
+            .map(human_secs)
+            .unwrap_or_else(|| "-".into());
         out.say(format!(
             "{}  {:<8} {:<11} to {}  by {}@{}  down {}  safety {}{}",
             r.started.format("%Y-%m-%d %H:%M:%S"),
@@ -238,7 +243,10 @@ fn history(s: &Settings, out: Output) -> Result<i32> {
             r.host,
             down,
             r.safety_snapshot.as_deref().map(short).unwrap_or("-"),
-            r.failure.as_deref().map(|f| format!("  ({f})")).unwrap_or_default()
+            r.failure
+                .as_deref()
+                .map(|f| format!("  ({f})"))
+                .unwrap_or_default()
         ));
     }
     Ok(exit::OK)
@@ -250,7 +258,11 @@ fn short(id: &str) -> &str {
 
 /// Prints a report; returns the exit code (11 when it was reverted).
 pub fn print_report(r: &RollbackReport, out: Output) -> i32 {
-    let code = if r.reverted() { exit::REVERTED } else { exit::OK };
+    let code = if r.reverted() {
+        exit::REVERTED
+    } else {
+        exit::OK
+    };
     if out.json {
         out.print_json(&serde_json::to_value(r).unwrap_or_default());
         return code;

@@ -10,8 +10,10 @@ mod selection;
 pub use database::{
     component_blobs, drop_database, restore_database, DatabaseRestoreOptions, DatabaseRestoreReport,
 };
+pub(crate) use database::{
+    database_exists, derived_name, maintenance, stage_database, StageOptions,
+};
 pub use database_check::{restore_test, Mismatch, RestoreTestReport};
+pub(crate) use files::stage_component;
 pub use files::{restore_files, RestoreOptions, RestoreReport};
 pub use place::{exchange_or_move, put_in_place, StagingDir};
-pub(crate) use database::{database_exists, derived_name, maintenance, stage_database, StageOptions};
-pub(crate) use files::stage_component;

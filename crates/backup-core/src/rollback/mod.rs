@@ -199,7 +199,12 @@ pub fn rollback(
     let mut j = run::new_journal(Operation::Rollback, id.to_hex(), options);
     stage::preflight(session, snap, &mut j)?;
     let started = j.started;
-    run::record_ok(&mut j, "preflight", started, "every component found, names decided, space and filesystems checked");
+    run::record_ok(
+        &mut j,
+        "preflight",
+        started,
+        "every component found, names decided, space and filesystems checked",
+    );
     session.state.save(&j)?;
     run::failpoint("staging");
     if let Err(e) = stage::stage_all(session, snap, &session.state, &mut j) {

@@ -91,10 +91,8 @@ pub(crate) fn record_ok(j: &mut Journal, name: &str, started: DateTime<Utc>, det
 /// `kill -9` or a power loss would.
 pub(crate) fn failpoint(point: &str) {
     if std::env::var("BACKUP_FAILPOINT").is_ok_and(|p| p == point) {
-        let _ = rustix::process::kill_process(
-            rustix::process::getpid(),
-            rustix::process::Signal::Kill,
-        );
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::Kill);
         std::thread::sleep(Duration::from_secs(5));
     }
 }
@@ -173,7 +171,13 @@ fn health(session: &Session, j: &mut Journal) -> Result<()> {
     };
     let per_try = hooks.hook_timeout.unwrap_or(DEFAULT_HOOK_TIMEOUT);
     let total = hooks.health_timeout.unwrap_or(DEFAULT_HEALTH_TIMEOUT);
-    let runs = run_health_check(&command, &hook_env(j, "health_check"), per_try, total, HEALTH_INTERVAL)?;
+    let runs = run_health_check(
+        &command,
+        &hook_env(j, "health_check"),
+        per_try,
+        total,
+        HEALTH_INTERVAL,
+    )?;
     let last: &HookRun = runs.last().expect("at least one try");
     let result = if last.passed() {
         Ok(format!("`{command}` passed after {} tries", runs.len()))
@@ -185,7 +189,14 @@ fn health(session: &Session, j: &mut Journal) -> Result<()> {
             t0.elapsed().as_secs_f64()
         )))
     };
-    record(j, "health check", started, t0, &result, Some(last.output.clone()));
+    record(
+        j,
+        "health check",
+        started,
+        t0,
+        &result,
+        Some(last.output.clone()),
+    );
     result.map(|_| ())
 }
 
@@ -198,7 +209,14 @@ fn switch_all(session: &Session, j: &mut Journal) -> Result<()> {
         let t0 = Instant::now();
         let result = switch_one(session, &c, true)
             .map(|()| format!("switched; the replaced copy is {}", c.kept()));
-        record(j, &format!("switch {}", c.name()), started, t0, &result, None);
+        record(
+            j,
+            &format!("switch {}", c.name()),
+            started,
+            t0,
+            &result,
+            None,
+        );
         result?;
     }
     Ok(())
@@ -317,7 +335,14 @@ fn undo_switch(session: &Session, j: &mut Journal) -> Result<RollbackReport> {
         let started = Utc::now();
         let t0 = Instant::now();
         let result = switch_one(session, c, false).map(|()| "back as it was");
-        record(j, &format!("switch back {}", c.name()), started, t0, &result, None);
+        record(
+            j,
+            &format!("switch back {}", c.name()),
+            started,
+            t0,
+            &result,
+            None,
+        );
         result.map_err(|e| {
             e.context("switching back failed: the journal is kept; fix the cause and run `backup rollback resume`")
         })?;
@@ -359,13 +384,18 @@ pub(crate) fn recover(session: &Session, mut j: Journal) -> Result<RollbackRepor
     record_ok(&mut j, "resume", Utc::now(), &found);
     match j.phase {
         Phase::Staging | Phase::Staged => {
-            let why = Error::new(ErrorKind::Interrupted, "the operation was interrupted before the switch");
+            let why = Error::new(
+                ErrorKind::Interrupted,
+                "the operation was interrupted before the switch",
+            );
             abandon(session, &mut j, &why)?;
             Ok(RollbackReport::of(&j))
         }
         Phase::Stopping | Phase::Switching | Phase::Reverting => {
             if j.failure.is_none() {
-                j.failure = Some("the operation was interrupted before every component was switched".into());
+                j.failure = Some(
+                    "the operation was interrupted before every component was switched".into(),
+                );
             }
             undo_switch(session, &mut j)
         }

@@ -111,8 +111,11 @@ pub(crate) fn free_name(path: &Path) -> PathBuf {
 
 fn check_free_space(dir: &Path, need: u64) -> Result<()> {
     let st = rustix::fs::statvfs(dir).map_err(|e| {
-        Error::io(format!("cannot read the free space of {}", dir.display()), e.into())
-            .with_kind(ErrorKind::Target)
+        Error::io(
+            format!("cannot read the free space of {}", dir.display()),
+            e.into(),
+        )
+        .with_kind(ErrorKind::Target)
     })?;
     let free = st.f_bavail.saturating_mul(st.f_frsize);
     if free < need.saturating_add(SPARE_BYTES) {
@@ -132,12 +135,7 @@ fn check_free_space(dir: &Path, need: u64) -> Result<()> {
 /// The switch of a database: staged and kept names beside the live one,
 /// after checking that the server is reachable and that the kept name is
 /// free.
-fn plan_database(
-    name: &str,
-    conn: &ConnInfo,
-    word: &str,
-    stamp: &str,
-) -> Result<DatabaseSwitch> {
+fn plan_database(name: &str, conn: &ConnInfo, word: &str, stamp: &str) -> Result<DatabaseSwitch> {
     let live = conn.dbname().to_string();
     let mut c = maintenance(conn)?;
     let staged = derived_name(&live, &format!("__{word}_{stamp}"));
@@ -167,12 +165,17 @@ pub(crate) fn preflight(session: &Session, snap: &Snapshot, j: &mut Journal) -> 
     let stamp = kept_stamp(&j.started);
     for d in &dbs {
         let conn = session.connection(&d.name)?;
-        j.components
-            .push(Switch::Postgres(plan_database(&d.name, &conn, "rollback", &stamp)?));
+        j.components.push(Switch::Postgres(plan_database(
+            &d.name, &conn, "rollback", &stamp,
+        )?));
     }
     for (fc, entry) in files.iter().zip(&session.system.files) {
-        j.components
-            .push(Switch::Files(plan_files(fc, &entry.path, "rollback", &stamp)?));
+        j.components.push(Switch::Files(plan_files(
+            fc,
+            &entry.path,
+            "rollback",
+            &stamp,
+        )?));
     }
     Ok(())
 }
@@ -184,7 +187,11 @@ pub(crate) fn kept_stamp(t: &chrono::DateTime<chrono::Utc>) -> String {
 
 /// Every blob the components need is in the index (the bytes themselves
 /// are checked as staging reads them).
-fn check_index(session: &Session, dbs: &[&PostgresComponent], files: &[&FilesComponent]) -> Result<()> {
+fn check_index(
+    session: &Session,
+    dbs: &[&PostgresComponent],
+    files: &[&FilesComponent],
+) -> Result<()> {
     let index = session.repo.index();
     let listing_blobs = files.iter().flat_map(|f| f.tree.iter());
     let db_blobs: Vec<_> = dbs
@@ -238,7 +245,14 @@ fn stage_db(session: &Session, comp: &PostgresComponent, d: &DatabaseSwitch) -> 
         no_owner: false,
         globals: false,
     };
-    stage_database(session.repo, comp, &conn, &d.staged, &options, session.progress)?;
+    stage_database(
+        session.repo,
+        comp,
+        &conn,
+        &d.staged,
+        &options,
+        session.progress,
+    )?;
     Ok(format!(
         "database {} staged as {}: {} tables, {} rows, every stream checked",
         d.live,
@@ -249,10 +263,16 @@ fn stage_db(session: &Session, comp: &PostgresComponent, d: &DatabaseSwitch) -> 
 }
 
 fn stage_tree(session: &Session, comp: &FilesComponent, f: &mut FilesSwitch) -> Result<String> {
-    let dir = f.staging_dir.clone().expect("a rollback stages into its own directory");
+    let dir = f
+        .staging_dir
+        .clone()
+        .expect("a rollback stages into its own directory");
     std::fs::create_dir(&dir).map_err(|e| {
-        Error::io(format!("cannot create the staging directory {}", dir.display()), e)
-            .with_kind(ErrorKind::Target)
+        Error::io(
+            format!("cannot create the staging directory {}", dir.display()),
+            e,
+        )
+        .with_kind(ErrorKind::Target)
     })?;
     let staged = stage_component(session.repo, comp, &dir, session.jobs, session.progress)?;
     f.staged_inode = inode(&f.staged);

@@ -231,7 +231,10 @@ fn sql(c: &mut postgres::Client, stmt: String) -> Result<()> {
 fn allow_connections(c: &mut postgres::Client, db: &str, allow: bool) -> Result<()> {
     sql(
         c,
-        format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}", ident(db)),
+        format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}",
+            ident(db)
+        ),
     )
 }
 

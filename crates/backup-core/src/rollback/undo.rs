@@ -39,10 +39,18 @@ fn undo_switch(session: &Session, c: &Switch, stamp: &str) -> Result<Switch> {
             let staged_inode = inode(&f.kept).ok_or_else(|| {
                 Error::new(
                     ErrorKind::Target,
-                    format!("the kept copy {} is gone: it cannot be switched back", f.kept.display()),
+                    format!(
+                        "the kept copy {} is gone: it cannot be switched back",
+                        f.kept.display()
+                    ),
                 )
             })?;
-            let name = f.live.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let name = f
+                .live
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             Ok(Switch::Files(FilesSwitch {
                 name: f.name.clone(),
                 live: f.live.clone(),
@@ -59,7 +67,10 @@ fn undo_switch(session: &Session, c: &Switch, stamp: &str) -> Result<Switch> {
             if !database_exists(&mut conn, &d.kept)? {
                 return Err(Error::new(
                     ErrorKind::Target,
-                    format!("the kept database {} is gone: it cannot be switched back", d.kept),
+                    format!(
+                        "the kept database {} is gone: it cannot be switched back",
+                        d.kept
+                    ),
                 ));
             }
             Ok(Switch::Postgres(DatabaseSwitch {
@@ -79,20 +90,31 @@ pub fn undo(session: &Session) -> Result<RollbackReport> {
     // An unfinished operation is finished or reverted first.
     super::resume(session)?;
     let last = last_rollback(session)?;
-    let mut j = run::new_journal(Operation::Undo, last.snapshot.clone(), &RollbackOptions::default());
+    let mut j = run::new_journal(
+        Operation::Undo,
+        last.snapshot.clone(),
+        &RollbackOptions::default(),
+    );
     j.undoes = Some(last.id.clone());
     let stamp = kept_stamp(&j.started);
     for c in &last.components {
         j.components.push(undo_switch(session, c, &stamp)?);
     }
     let started = j.started;
-    run::record_ok(&mut j, "preflight", started, &format!("the kept copies of rollback {} are in place", last.id));
+    run::record_ok(
+        &mut j,
+        "preflight",
+        started,
+        &format!("the kept copies of rollback {} are in place", last.id),
+    );
     run::execute(session, j)
 }
 
 /// Marks the rollback an undo undid.
 pub(crate) fn mark_undone(session: &Session, undo: &Journal) -> Result<()> {
-    let Some(id) = &undo.undoes else { return Ok(()) };
+    let Some(id) = &undo.undoes else {
+        return Ok(());
+    };
     let history = session.state.history()?;
     if let Some(mut j) = history.into_iter().find(|j| &j.id == id) {
         j.undone_by = Some(undo.id.clone());

@@ -12,7 +12,8 @@ use std::time::Duration;
 /// once (`"90s"`, `"2m"`, `"1h30m"`). Zero is refused: a timeout of zero
 /// is always a mistake.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("{text:?} is not a duration: write e.g. \"90s\", \"2m\", \"1h30m\" or \"7d\"");
+    let bad =
+        || format!("{text:?} is not a duration: write e.g. \"90s\", \"2m\", \"1h30m\" or \"7d\"");
     let mut total: u64 = 0;
     let mut number = String::new();
     let mut last_unit = 0;

@@ -1,0 +1,10 @@
+//! Rollback end to end: the real `backup` binary, real directories (a
+//! release tree with a `current` symlink, a web tree, a secret config
+//! directory, a single config file) and, in `postgres`, a real cluster.
+//! Hooks write what they see to a log, so their order is checked too.
+
+mod crash;
+mod files;
+mod postgres;
+mod refusals;
+pub(crate) mod support;
