@@ -240,3 +240,61 @@ fn a_failing_start_hook_switches_everything_back() {
     );
     assert!(j["downtime_secs"].as_f64().is_some(), "{j}");
 }
+
+#[test]
+fn forget_keeps_what_a_kept_rollback_refers_to_until_cleanup() {
+    let sys = System::new(&[], &Hooks::default());
+    let (_, _, snap) = deployed(&sys);
+    sys.run(&["create", "--tag", "nightly"]).ok();
+    sys.run(&["rollback", &snap, "--yes"]).ok();
+    // keep-last 1 would keep only the safety snapshot; the rollback's
+    // target is pinned by the kept state.
+    let all = sys
+        .run(&["forget", "--keep-last", "1", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        1,
+        "one group (host and paths): {all}"
+    );
+    let f = &all[0];
+    let keep: Vec<&str> = f["keep"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert!(keep.contains(&snap.as_str()), "{f}");
+    let pinned = f["keep"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == snap.as_str())
+        .unwrap();
+    assert!(
+        pinned["reasons"]
+            .to_string()
+            .contains("kept state of rollback"),
+        "{pinned}"
+    );
+    assert_eq!(
+        f["remove"].as_array().unwrap().len(),
+        1,
+        "only the nightly goes: {f}"
+    );
+    // Once the kept copies are cleaned up, the pin is gone.
+    sys.run(&["rollback", "cleanup"]).ok();
+    let all = sys
+        .run(&["forget", "--keep-last", "1", "--dry-run", "--json"])
+        .ok()
+        .json();
+    let f = &all[0];
+    let remove: Vec<&str> = f["remove"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert!(remove.contains(&snap.as_str()), "{f}");
+}

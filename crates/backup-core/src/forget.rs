@@ -27,6 +27,10 @@ pub struct ForgetOptions {
     pub hosts: Vec<String>,
     /// Decide, but delete nothing.
     pub dry_run: bool,
+    /// Snapshots never removed, whatever the policy, with the reason (the
+    /// ones an unfinished or a kept rollback refers to, see
+    /// [`crate::rollback::pinned_snapshots`]).
+    pub pinned: Vec<(Id, String)>,
 }
 
 /// One snapshot in a forget report.
@@ -112,13 +116,22 @@ fn decide(snaps: &[(Id, Snapshot)], options: &ForgetOptions) -> Result<Vec<Forge
         };
         for d in apply(&list, &options.policy, now)? {
             let (id, s) = &snaps[members[d.index]];
+            let mut reasons = d.reasons;
+            reasons.extend(
+                options
+                    .pinned
+                    .iter()
+                    .filter(|(p, _)| p == id)
+                    .map(|(_, why)| why.clone()),
+            );
+            let keep = !reasons.is_empty();
             let entry = Decided {
                 id: *id,
                 time: s.time,
                 tags: s.tags.clone(),
-                reasons: d.reasons,
+                reasons,
             };
-            if d.keep {
+            if keep {
                 g.keep.push(entry);
             } else {
                 g.remove.push(entry);

@@ -199,6 +199,11 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
         tags: a.tags,
         hosts: a.hosts,
         dry_run: a.dry_run,
+        // Snapshots that rollback state of this system refers to stay.
+        pinned: match s.system() {
+            Some(sys) => backup_core::rollback::pinned_snapshots(sys)?,
+            None => Vec::new(),
+        },
     };
     let report = forget(&repo, &options)?;
     if out.json {

@@ -70,6 +70,11 @@ pub fn run(s: &Settings, mut a: Args, out: Output) -> Result<i32> {
         bail!(backup_core::Error::usage("say where to restore: --target DIR for files (or ID:/PATH, --component NAME to restore in place), --postgres-target CONNINFO for the database"));
     }
     let repo = s.open()?;
+    // With the system description, never beside a rollback of that system.
+    let _system_lock = s
+        .system()
+        .map(|sys| backup_core::rollback::lock_system(sys, "restore"))
+        .transpose()?;
     let (id, snap) = super::pick(&repo, spec, &a.tags)?;
     let source = match (&path, &a.component) {
         (Some(p), _) => Some(p.to_string()),

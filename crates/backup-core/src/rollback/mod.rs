@@ -62,8 +62,7 @@ impl<'a> Session<'a> {
         operation: &str,
     ) -> Result<Session<'a>> {
         let state = StateDir::new(&system.state_dir);
-        state.create()?;
-        let system_lock = SystemLock::acquire(&state.lock_path(), operation)?;
+        let system_lock = lock_system(system, operation)?;
         let repo_lock = Lock::acquire(repo, false, operation)?;
         Ok(Session {
             repo,
@@ -91,6 +90,15 @@ impl<'a> Session<'a> {
             })?;
         ConnInfo::parse(&entry.connection)
     }
+}
+
+/// Takes the system lock of `system` (in its state directory) for
+/// `operation`: a restore with the system description takes it too, so
+/// that it never runs beside a rollback of the same system.
+pub fn lock_system(system: &System, operation: &str) -> Result<SystemLock> {
+    let state = StateDir::new(&system.state_dir);
+    state.create()?;
+    SystemLock::acquire(&state.lock_path(), operation)
 }
 
 /// Options of a rollback.
@@ -225,4 +233,35 @@ pub fn resume(session: &Session) -> Result<Option<RollbackReport>> {
 /// The unfinished operation in `state_dir`, if any (without taking locks).
 pub fn status(system: &System) -> Result<Option<Journal>> {
     StateDir::new(&system.state_dir).current()
+}
+
+/// The snapshots that rollback state in `state_dir` refers to, with why:
+/// the target of an unfinished operation, and the target and safety
+/// snapshot of every finished rollback whose kept copies are still there.
+/// `forget` never removes them.
+pub fn pinned_snapshots(system: &System) -> Result<Vec<(Id, String)>> {
+    let state = StateDir::new(&system.state_dir);
+    let mut out = Vec::new();
+    let mut pin = |hex: &str, why: String| {
+        if let Ok(id) = Id::from_hex(hex) {
+            out.push((id, why));
+        }
+    };
+    if let Some(j) = state.current()? {
+        pin(
+            &j.snapshot,
+            format!("unfinished {} {}", j.operation.word(), j.id),
+        );
+    }
+    for j in state.history()? {
+        if j.reverted || j.cleaned {
+            continue;
+        }
+        let why = format!("kept state of {} {}", j.operation.word(), j.id);
+        pin(&j.snapshot, why.clone());
+        if let Some(s) = &j.safety_snapshot {
+            pin(s, why);
+        }
+    }
+    Ok(out)
 }
