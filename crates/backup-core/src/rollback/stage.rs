@@ -135,9 +135,16 @@ fn check_free_space(dir: &Path, need: u64) -> Result<()> {
 /// The switch of a database: staged and kept names beside the live one,
 /// after checking that the server is reachable and that the kept name is
 /// free.
-fn plan_database(name: &str, conn: &ConnInfo, word: &str, stamp: &str) -> Result<DatabaseSwitch> {
+fn plan_database(
+    comp: &PostgresComponent,
+    conn: &ConnInfo,
+    word: &str,
+    stamp: &str,
+) -> Result<DatabaseSwitch> {
+    let name = comp.name.as_str();
     let live = conn.dbname().to_string();
     let mut c = maintenance(conn)?;
+    check_server_space(&mut c, &live, comp.bytes())?;
     let staged = derived_name(&live, &format!("__{word}_{stamp}"));
     let kept = derived_name(&live, &format!("__before_{word}_{stamp}"));
     for n in [&staged, &kept] {
@@ -157,6 +164,29 @@ fn plan_database(name: &str, conn: &ConnInfo, word: &str, stamp: &str) -> Result
     })
 }
 
+/// When the server's data directory is on this machine and readable (a
+/// superuser or `pg_read_all_settings` session on a local server), checks
+/// it has room for a copy as large as the live database or the captured
+/// data, whichever is larger. Otherwise the check cannot be made and a
+/// full disk fails the staging step instead (which then removes what it
+/// staged).
+fn check_server_space(c: &mut postgres::Client, live: &str, captured: u64) -> Result<()> {
+    let row = c.query_one(
+        "SELECT current_setting('data_directory', true), \
+                (SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1)",
+        &[&live],
+    );
+    let Ok(row) = row else { return Ok(()) };
+    let dir: Option<String> = row.get(0);
+    let size: Option<i64> = row.get(1);
+    match dir.map(PathBuf::from) {
+        Some(d) if d.is_dir() => {
+            check_free_space(&d, captured.max(size.unwrap_or(0).max(0) as u64))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks the rollback can work and writes every name it will use into
 /// the journal's components.
 pub(crate) fn preflight(session: &Session, snap: &Snapshot, j: &mut Journal) -> Result<()> {
@@ -166,7 +196,7 @@ pub(crate) fn preflight(session: &Session, snap: &Snapshot, j: &mut Journal) -> 
     for d in &dbs {
         let conn = session.connection(&d.name)?;
         j.components.push(Switch::Postgres(plan_database(
-            &d.name, &conn, "rollback", &stamp,
+            d, &conn, "rollback", &stamp,
         )?));
     }
     for (fc, entry) in files.iter().zip(&session.system.files) {

@@ -366,3 +366,6 @@ impl DatabaseSwitch {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;
