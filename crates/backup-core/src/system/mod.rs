@@ -8,10 +8,12 @@
 //! the same messages, so the parsing ([`System::parse`]) and the checks
 //! against the live machine ([`check_file`]) are here.
 
+mod access;
 mod check;
 mod duration;
 mod file;
 
+pub use access::{read_secret_file, Access, Overrides};
 pub use check::{check_file, check_system, CheckReport};
 pub use duration::parse_duration;
 
