@@ -16,6 +16,7 @@ mod id;
 mod parallel;
 pub mod process;
 mod progress;
+mod references;
 pub mod repository;
 pub mod restore;
 pub mod retention;

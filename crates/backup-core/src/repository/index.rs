@@ -143,4 +143,17 @@ impl Index {
     pub fn iter(&self) -> impl Iterator<Item = (&Id, &BlobLocation)> {
         self.blobs.iter()
     }
+
+    /// The pack-to-blobs view: for each pack position, the blobs the index
+    /// places in it, by offset. Built in one pass over the blobs.
+    pub fn by_pack(&self) -> Vec<Vec<(Id, BlobLocation)>> {
+        let mut out = vec![Vec::new(); self.packs.len()];
+        for (id, l) in &self.blobs {
+            out[l.pack as usize].push((*id, *l));
+        }
+        for v in &mut out {
+            v.sort_by_key(|(_, l)| l.offset);
+        }
+        out
+    }
 }

@@ -102,12 +102,16 @@ impl Lock {
                 }
             })
         };
-        Ok(Lock {
+        let lock = Lock {
             store,
             name,
             stop: Some(tx),
             thread: Some(thread),
-        })
+        };
+        // What the repository held before the lock may have been pruned:
+        // read the index as it is now.
+        repo.refresh_index()?;
+        Ok(lock)
     }
 }
 

@@ -62,6 +62,8 @@ struct Inner {
     cipher: Cipher,
     index: RwLock<Index>,
     damaged_indexes: RwLock<Vec<(String, Error)>>,
+    /// The index objects the in-memory index was loaded from.
+    index_names: RwLock<Vec<String>>,
 }
 
 fn host_name() -> String {
@@ -123,6 +125,7 @@ impl Repository {
                 cipher,
                 index: RwLock::new(Index::default()),
                 damaged_indexes: RwLock::new(Vec::new()),
+                index_names: RwLock::new(Vec::new()),
             }),
         }
     }
@@ -225,17 +228,41 @@ impl Repository {
 
     /// (Re)loads every index object.
     pub fn load_index(&self) -> Result<()> {
+        let listed = self.store().list(Kind::Index)?;
+        self.load_index_objects(listed.into_iter().map(|o| o.name).collect())
+    }
+
+    /// Reloads the index if its objects changed since it was loaded (a
+    /// prune rewrote it): taken with every lock, so that what a command
+    /// reads or deduplicates against is what the repository holds.
+    pub fn refresh_index(&self) -> Result<()> {
+        let mut listed: Vec<String> = self
+            .store()
+            .list(Kind::Index)?
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        listed.sort();
+        if *self.inner.index_names.read().expect("lock") == listed {
+            return Ok(());
+        }
+        self.load_index_objects(listed)
+    }
+
+    fn load_index_objects(&self, mut names: Vec<String>) -> Result<()> {
+        names.sort();
         let mut index = Index::default();
         let mut damaged = Vec::new();
-        for info in self.store().list(Kind::Index)? {
-            let data = self.store().get(Kind::Index, &info.name)?;
-            match IndexFile::decode(&self.inner.cipher, &data, &info.name) {
+        for name in &names {
+            let data = self.store().get(Kind::Index, name)?;
+            match IndexFile::decode(&self.inner.cipher, &data, name) {
                 Ok(f) => f.packs.iter().for_each(|p| index.add_pack(p)),
-                Err(e) => damaged.push((info.name, e)),
+                Err(e) => damaged.push((name.clone(), e)),
             }
         }
         *self.inner.index.write().expect("lock") = index;
         *self.inner.damaged_indexes.write().expect("lock") = damaged;
+        *self.inner.index_names.write().expect("lock") = names;
         Ok(())
     }
 
