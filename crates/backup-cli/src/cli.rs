@@ -46,8 +46,10 @@ enum Command {
     Restore(commands::restore::Args),
     /// Roll the whole system (databases, file trees) back to a snapshot, verified, with the application down for seconds.
     Rollback(commands::rollback::Args),
-    /// Remove the snapshots a retention policy does not keep (--keep-daily 7 ...; packs stay).
+    /// Remove the snapshots a retention policy does not keep (--keep-daily 7 ...; --prune frees their data).
     Forget(commands::forget::Args),
+    /// Delete the data no snapshot references: unused packs go, partly used ones are repacked.
+    Prune(commands::prune::Args),
     /// Compare two snapshots, or a snapshot with the live files.
     Diff(commands::diff::Args),
     /// Write a snapshot as a self-contained tar bundle usable without this tool.
@@ -105,6 +107,7 @@ fn run_command(global: &GlobalArgs, command: Command, out: Output) -> anyhow::Re
         Command::Rollback(a) => commands::rollback::run(&s()?, a, out),
         Command::Diff(a) => commands::diff::run(&s()?, a, out),
         Command::Forget(a) => commands::forget::run(&s()?, a, out),
+        Command::Prune(a) => commands::prune::run(&s()?, a, out),
         Command::Export(a) => commands::export::run(&s()?, a, out),
         Command::Import(a) => commands::import::run(&s()?, a, out),
         Command::Config(a) => commands::config::run(global.config.as_deref(), a, out),

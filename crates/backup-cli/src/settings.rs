@@ -31,6 +31,9 @@ pub struct GlobalArgs {
     /// Use path-style S3 addressing (most S3-compatible stores need it).
     #[arg(long, env = "BACKUP_S3_PATH_STYLE", global = true, num_args = 0..=1, default_missing_value = "true")]
     pub s3_path_style: Option<bool>,
+    /// Wait up to this long for another process's conflicting repository lock (e.g. 5m) instead of failing at once.
+    #[arg(long, env = "BACKUP_RETRY_LOCK", global = true, value_parser = backup_core::system::parse_duration)]
+    pub retry_lock: Option<std::time::Duration>,
     /// Print one JSON document on stdout instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -44,6 +47,7 @@ pub struct GlobalArgs {
 #[derive(Debug)]
 pub struct Settings {
     access: Access,
+    retry_lock: Option<std::time::Duration>,
     system: Option<System>,
 }
 
@@ -59,7 +63,11 @@ impl Settings {
             s3_path_style: args.s3_path_style,
         };
         let access = Access::resolve(system.as_ref(), &overrides)?;
-        Ok(Settings { access, system })
+        Ok(Settings {
+            access,
+            system,
+            retry_lock: args.retry_lock,
+        })
     }
 
     /// The system description read from `--config`, if one was given.
@@ -103,7 +111,11 @@ impl Settings {
         if let Some(e) = failed {
             return Err(e);
         }
-        Ok(opened?)
+        let repo = opened?;
+        if let Some(wait) = self.retry_lock {
+            repo.set_lock_wait(wait);
+        }
+        Ok(repo)
     }
 
     /// A per-repository cache directory (for the verify rotation cursor).

@@ -11,6 +11,11 @@ use serde_json::{json, Value};
 /// Flags of `forget`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Then prune: delete the data no remaining snapshot references.
+    #[arg(long)]
+    prune: bool,
+    #[command(flatten)]
+    limits: super::prune::Limits,
     /// Keep the newest N snapshots (-1: all).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     keep_last: Option<i64>,
@@ -206,10 +211,27 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
         },
     };
     let report = forget(&repo, &options)?;
+    // A damaged manifest is kept and its references unknown: prune refuses.
+    let pruned = match a.prune && report.damaged.is_empty() {
+        true => {
+            let gone = report.removals().map(|d| d.id).collect();
+            Some(super::prune::run_prune(
+                &repo, &a.limits, a.dry_run, gone, out,
+            )?)
+        }
+        false => None,
+    };
     if out.json {
-        out.print_json(&report_json(&report, group_by));
+        let f = report_json(&report, group_by);
+        match &pruned {
+            Some(p) => out.print_json(&json!({"forget": f, "prune": p})),
+            None => out.print_json(&f),
+        }
     } else {
         print_text(&report, a.dry_run, out);
+        if let Some(p) = &pruned {
+            super::prune::print_report(p, out);
+        }
     }
     for (id, e) in &report.damaged {
         eprintln!("error: snapshot {id} cannot be read, so it was not considered and is kept: {e}");

@@ -7,6 +7,7 @@ pub mod export;
 pub mod forget;
 pub mod import;
 pub mod init;
+pub mod prune;
 pub mod restore;
 pub mod rollback;
 pub mod rollback_plan;

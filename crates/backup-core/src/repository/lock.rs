@@ -16,6 +16,8 @@ use std::time::Duration;
 /// A lock not refreshed for this long is stale.
 pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
 const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+/// Pause between two tries while waiting for a lock.
+const RETRY_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LockInfo {
@@ -63,8 +65,22 @@ fn conflicts(want_exclusive: bool, other: &LockInfo) -> bool {
 }
 
 impl Lock {
-    /// Takes a lock for `operation`.
+    /// Takes a lock for `operation`, waiting up to the repository's
+    /// [`Repository::lock_wait`] for conflicting locks to go.
     pub fn acquire(repo: &Repository, exclusive: bool, operation: &str) -> Result<Lock> {
+        let deadline = std::time::Instant::now() + repo.lock_wait();
+        loop {
+            match Self::try_acquire(repo, exclusive, operation) {
+                Err(e) if e.kind() == ErrorKind::Locked && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(RETRY_EVERY);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Takes a lock for `operation`, or fails at once.
+    fn try_acquire(repo: &Repository, exclusive: bool, operation: &str) -> Result<Lock> {
         let store = repo.store().clone();
         let host = hostname();
         let now = chrono::Utc::now().timestamp();

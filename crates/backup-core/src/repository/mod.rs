@@ -14,7 +14,8 @@ pub use index::{BlobLocation, Index, IndexFile, IndexPack};
 pub use key::{open_master_key, KeyFile};
 pub use lock::Lock;
 pub use pack::{
-    decode_blob, parse_header, parse_pack, BlobEncoder, BlobKind, Content, PackBuilder, PackedBlob,
+    decode_blob, parse_header, parse_pack, BlobEncoder, BlobKind, Coding, Content, PackBuilder,
+    PackedBlob,
 };
 pub use reader::StreamReader;
 pub use saver::{SaveStats, Saver, StoredStream, StreamError};
@@ -64,6 +65,8 @@ struct Inner {
     damaged_indexes: RwLock<Vec<(String, Error)>>,
     /// The index objects the in-memory index was loaded from.
     index_names: RwLock<Vec<String>>,
+    /// How long a lock may wait for conflicting ones to go, in ms.
+    lock_wait_ms: std::sync::atomic::AtomicU64,
 }
 
 fn host_name() -> String {
@@ -126,6 +129,7 @@ impl Repository {
                 index: RwLock::new(Index::default()),
                 damaged_indexes: RwLock::new(Vec::new()),
                 index_names: RwLock::new(Vec::new()),
+                lock_wait_ms: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -275,6 +279,25 @@ impl Repository {
             .iter()
             .map(|(n, e)| (n.clone(), e.to_string()))
             .collect()
+    }
+
+    /// Lets every lock this repository takes wait up to `wait` for
+    /// conflicting locks to go (restic's `--retry-lock`) instead of failing
+    /// at once.
+    pub fn set_lock_wait(&self, wait: std::time::Duration) {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        self.inner
+            .lock_wait_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long a lock may wait (see [`Repository::set_lock_wait`]).
+    pub fn lock_wait(&self) -> std::time::Duration {
+        let ms = self
+            .inner
+            .lock_wait_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        std::time::Duration::from_millis(ms)
     }
 
     /// The storage backend.

@@ -6,6 +6,7 @@ use super::journal::{Journal, Operation, Phase, StepRecord, JOURNAL_VERSION};
 use super::switch::Switch;
 use super::{RollbackOptions, RollbackReport, Session};
 use crate::error::{Error, ErrorKind, Result};
+pub(crate) use crate::failpoint::failpoint;
 use crate::process::{hook_failure, run_health_check, run_hook, HookRun};
 use chrono::{DateTime, Utc};
 use std::time::{Duration, Instant};
@@ -84,17 +85,6 @@ pub(crate) fn record_ok(j: &mut Journal, name: &str, started: DateTime<Utc>, det
         detail: detail.to_string(),
         output: None,
     });
-}
-
-/// For the crash tests: `BACKUP_FAILPOINT=<point>` kills this process with
-/// SIGKILL when it reaches `<point>` (right after the journal says so), as
-/// `kill -9` or a power loss would.
-pub(crate) fn failpoint(point: &str) {
-    if std::env::var("BACKUP_FAILPOINT").is_ok_and(|p| p == point) {
-        let _ =
-            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::Kill);
-        std::thread::sleep(Duration::from_secs(5));
-    }
 }
 
 /// Sets the phase and writes the journal, then passes the failpoint of

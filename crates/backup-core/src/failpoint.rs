@@ -1,0 +1,12 @@
+//! Failpoints for the crash tests: `BACKUP_FAILPOINT=<point>` kills the
+//! process with SIGKILL when it reaches `<point>`, as `kill -9` or a power
+//! loss would, at a moment a test could not hit by timing.
+
+/// Kills this process with SIGKILL if `BACKUP_FAILPOINT` names `point`.
+pub fn failpoint(point: &str) {
+    if std::env::var("BACKUP_FAILPOINT").is_ok_and(|p| p == point) {
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::Kill);
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    }
+}
