@@ -10,6 +10,7 @@ mod fidelity;
 mod forget;
 mod local;
 mod postgres;
+mod prune;
 mod rollback;
 mod s3;
 mod system;
