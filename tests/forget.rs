@@ -385,6 +385,13 @@ fn bad_policies_and_times_are_refused() {
         .fails(2, "y (years), m (months), d (days), h (hours)");
     env.run(&["forget", "--keep-last", "1", "--group-by", "hostname"])
         .fails(2, "--group-by");
+    let r = env.run(&["forget", "--keep-tag"]);
+    assert_eq!(r.code, 2, "--keep-tag without a tag: {}", r.stderr);
+    assert!(r.stderr.contains("--keep-tag"), "{}", r.stderr);
+    env.run(&["prune", "--max-unused", "150%"])
+        .fails(2, "percentage below 100");
+    env.run(&["prune", "--max-unused", "lots"])
+        .fails(2, "percentage below 100");
     let f = tree.to_str().unwrap();
     env.run(&["create", "--files", f, "--time", "yesterday"])
         .fails(2, "YYYY-MM-DD HH:MM:SS");
