@@ -67,7 +67,7 @@ mod tests {
     #[test]
     fn refuses_everything_else() {
         for bad in [
-            "", "90", "s", "1m1h", "2m2m", "1.5m", "1 m", "-1s", "1d", "0s", "0h0m",
+            "", "90", "s", "1m1h", "2m2m", "1.5m", "1 m", "-1s", "1w", "0s", "0d0h",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
         }
