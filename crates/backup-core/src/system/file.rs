@@ -27,6 +27,8 @@ const KEYS: &[(&str, &[&str])] = &[
             "files",
             "hooks",
             "retention",
+            "daemon",
+            "schedule",
         ],
     ),
     (
@@ -53,6 +55,8 @@ const KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("retention", RETENTION_KEYS),
+    ("daemon", super::daemon::DAEMON_KEYS),
+    ("schedule", super::daemon::SCHEDULE_KEYS),
 ];
 
 /// The keys of `[retention]`.
@@ -87,6 +91,9 @@ struct RawSystem {
     #[serde(default)]
     hooks: RawHooks,
     retention: Option<RawRetention>,
+    daemon: Option<super::daemon::RawDaemon>,
+    #[serde(default)]
+    schedule: Vec<super::daemon::RawSchedule>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -512,6 +519,8 @@ pub fn parse_text(text: &str) -> std::result::Result<(System, Vec<Problem>), Pro
         files: files_entries(raw.files, &mut problems),
         hooks: hooks(raw.hooks, &mut problems),
         retention: raw.retention.map(|r| retention(r, &mut problems)),
+        daemon: raw.daemon.map(|d| super::daemon::daemon(d, &mut problems)),
+        schedules: super::daemon::schedules(raw.schedule, &mut problems),
     };
     check_nesting(&system.files, &mut problems);
     Ok((system, problems))

@@ -10,11 +10,13 @@
 
 mod access;
 mod check;
+mod daemon;
 mod duration;
 mod file;
 
 pub use access::{read_secret_file, Access, Overrides};
 pub use check::{check_file, check_system, CheckReport};
+pub use daemon::{parse_cron, DaemonSection, JobKind, Schedule, DEFAULT_LISTEN};
 pub use duration::parse_duration;
 
 use crate::create::{FileSource, PostgresSource};
@@ -26,7 +28,7 @@ use std::time::Duration;
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/backup";
 
 /// A parsed and validated system description.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct System {
     /// The repository URL (a directory, `file://PATH` or `s3://BUCKET/PREFIX`).
     pub repository: Option<String>,
@@ -45,6 +47,10 @@ pub struct System {
     /// The retention policy of `forget` (`[retention]`), when the file has
     /// that table.
     pub retention: Option<Policy>,
+    /// The daemon's settings (`[daemon]`), when the file has that table.
+    pub daemon: Option<DaemonSection>,
+    /// The daemon's scheduled jobs (`[[schedule]]`).
+    pub schedules: Vec<Schedule>,
 }
 
 /// The `[s3]` table: settings of an S3 repository.
@@ -161,6 +167,8 @@ impl Default for System {
             files: Vec::new(),
             hooks: Hooks::default(),
             retention: None,
+            daemon: None,
+            schedules: Vec::new(),
         }
     }
 }
