@@ -326,6 +326,8 @@ pub fn create_snapshot(
         snap.components.push(Component::Files(c));
     }
     let stats = saver.finish()?;
+    // The manifest is the commit point: a cancelled run leaves no snapshot.
+    crate::progress::check_cancelled(progress)?;
     snap.summary.bytes_read = stats.bytes_in;
     snap.summary.new_bytes = stats.new_bytes;
     snap.summary.stored_bytes = stats.stored_bytes;

@@ -36,7 +36,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use export::{export_snapshot, import_bundle, ExportReport};
 pub use forget::{forget, Decided, ForgetGroup, ForgetOptions, ForgetReport};
 pub use id::Id;
-pub use progress::{NoProgress, Progress};
+pub use progress::{check_cancelled, NoProgress, Progress};
 pub use prune::{prune, PruneOptions, PruneReport};
 pub use repository::{InitOptions, Repository};
 pub use verify::{verify, Problem, ProblemKind, ReadData, VerifyOptions, VerifyReport};

@@ -26,6 +26,9 @@ pub(super) fn execute(
     let written = repack(repo, plan, progress)?;
     report.packs_written = written.len();
     failpoint("prune:repacked");
+    // Past here the prune finishes: stopping now would leave work for the
+    // next one, never damage, but a cancelled prune should change nothing.
+    crate::progress::check_cancelled(progress)?;
     report.index_objects_after = write_index(repo, plan, &written)?;
     failpoint("prune:indexed");
     for name in &plan.index_objects {
@@ -64,6 +67,7 @@ fn repack(repo: &Repository, plan: &Plan, progress: &dyn Progress) -> Result<Vec
     let mut written = Vec::new();
     let mut builder = PackBuilder::with_capacity(target);
     for p in todo {
+        crate::progress::check_cancelled(progress)?;
         let name = p.id.to_hex();
         let data = repo
             .store()

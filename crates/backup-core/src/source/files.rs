@@ -290,6 +290,7 @@ impl Capture<'_> {
     /// A regular file: a hard link to an earlier one, unchanged since the
     /// parent snapshot, or read now.
     fn add_file(&mut self, mut n: Node, e: Entry, abs: &Path) -> Result<()> {
+        crate::progress::check_cancelled(self.progress)?;
         let key = (e.meta.dev(), e.meta.ino());
         if e.meta.nlink() > 1 {
             if let Some(f) = self.links.get(&key) {

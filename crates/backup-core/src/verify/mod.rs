@@ -194,6 +194,7 @@ pub fn verify(
         &mut report,
         progress,
     );
+    crate::progress::check_cancelled(progress)?;
     report_losses(
         repo,
         &snaps,

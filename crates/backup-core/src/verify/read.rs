@@ -82,6 +82,9 @@ pub(super) fn read_packs(
         workers,
         || Ok(()),
         |_, (id, size)| {
+            if progress.cancelled() {
+                return Ok(());
+            }
             let r = check_pack(
                 repo,
                 id,

@@ -376,6 +376,7 @@ impl JobReader<'_> {
             self.progress.inc(old.data.size);
             return Ok((old.clone(), true));
         }
+        crate::progress::check_cancelled(self.progress)?;
         let what = format!("table {}.{}", t.schema, t.name);
         let reader = client
             .copy_out(&copy_statement(t, job.first_page, job.end_page))
