@@ -28,6 +28,8 @@ pub const SOURCE: i32 = 8;
 pub const TARGET: i32 = 9;
 /// The run finished but with warnings (e.g. files skipped with --skip-unreadable).
 pub const WARNINGS: i32 = 10;
+/// The live state moved since a rollback plan was made (`rollback plan --check`).
+pub const MOVED: i32 = 12;
 
 /// The help text that lists the exit codes.
 pub const HELP: &str = "Exit codes:
@@ -41,7 +43,8 @@ pub const HELP: &str = "Exit codes:
   7  repository locked by another process
   8  a source could not be read (no snapshot was written)
   9  restore target unusable (not empty, read-only, full)
- 10  finished with warnings (entries left out, files that changed while read)";
+ 10  finished with warnings (entries left out, files that changed while read)
+ 12  the live state moved since the plan was made (rollback plan --check)";
 
 /// The exit code for an error.
 pub fn code_for(err: &anyhow::Error) -> i32 {
