@@ -458,6 +458,34 @@ fn a_plan_needs_the_system_description_and_every_component_it_names() {
     )
     .fails(2, "no files component named \"assets\"");
     assert!(!plan_path.exists(), "a refused plan was written");
+
+    // A description of the database alone: the trees are not rolled back,
+    // and an unnamed capture (`create --postgres`) is found by its database.
+    let only_db = env.path("db.toml");
+    std::fs::write(
+        &only_db,
+        format!(
+            "[[postgres]]\nname = \"dms\"\nconnection = \"{}\"\n",
+            pg.conninfo("dms")
+        ),
+    )
+    .unwrap();
+    let p = with_config(&env, &only_db, &["rollback", "plan", &id, "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        p["not_rolled_back"],
+        serde_json::json!(["api", "config"]),
+        "{p}"
+    );
+    assert!(p["files"].as_array().unwrap().is_empty(), "{p}");
+    let unnamed = id_of(&create(&env, &[&pg.conninfo("dms")], &[]));
+    let p = with_config(&env, &only_db, &["rollback", "plan", &unnamed, "--json"])
+        .ok()
+        .json();
+    assert_eq!(p["databases"][0]["name"], "dms", "{p}");
+    assert_eq!(p["snapshot"], unnamed.as_str());
+    assert_eq!(table(&p, "public.orders")["snapshot_rows"], 10, "{p}");
 }
 
 #[test]

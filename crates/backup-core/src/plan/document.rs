@@ -55,13 +55,15 @@ impl Plan {
             serde_json::from_slice(&bytes).map_err(|e| damaged(format!("it is not JSON ({e})")))?;
         match value.get("version").and_then(|v| v.as_u64()) {
             Some(v) if v == PLAN_VERSION as u64 => {}
-            Some(v) => return Err(Error::new(
-                ErrorKind::UnsupportedFormat,
-                format!(
+            Some(v) => {
+                return Err(Error::new(
+                    ErrorKind::UnsupportedFormat,
+                    format!(
                     "the plan {} has version {v}, unknown to this tool (it knows {PLAN_VERSION})",
                     path.display()
                 ),
-            )),
+                ))
+            }
             None => return Err(damaged("it has no plan version".into())),
         }
         let mut plan: Plan = serde_json::from_value(value.clone())
@@ -103,4 +105,66 @@ fn hash_of(value: &serde_json::Value) -> String {
         o.remove("hash");
     }
     Id::sha256(canonical_json(&v).as_bytes()).to_hex()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Fingerprints;
+    use super::*;
+
+    fn plan() -> Plan {
+        let t = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut p = Plan {
+            version: PLAN_VERSION,
+            created: t,
+            host: "vm".into(),
+            snapshot: "ab".repeat(32),
+            snapshot_time: t,
+            snapshot_tags: vec!["pre-deploy".into()],
+            snapshot_label: None,
+            databases: Vec::new(),
+            files: Vec::new(),
+            not_rolled_back: Vec::new(),
+            bytes_to_restore: 10,
+            free_space_needed: 16,
+            estimated_duration_secs: 1.25,
+            estimated_downtime_secs: 0.1,
+            fingerprints: Fingerprints::default(),
+            hash: String::new(),
+            loaded_from: None,
+        };
+        p.hash = p.compute_hash().unwrap();
+        p
+    }
+
+    #[test]
+    fn a_saved_plan_loads_and_checks_and_an_edit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        let p = plan();
+        p.check_hash().unwrap();
+        p.save(&path).unwrap();
+        let loaded = Plan::load(&path).unwrap();
+        loaded.check_hash().unwrap();
+        assert_eq!(loaded.snapshot, p.snapshot);
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("\"bytes_to_restore\": 10", "\"bytes_to_restore\": 11"),
+        )
+        .unwrap();
+        let e = Plan::load(&path).unwrap().check_hash().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt);
+        assert!(e.to_string().contains("edited or damaged"), "{e}");
+
+        // An unknown member is an edit too, though the struct ignores it.
+        std::fs::write(&path, text.replacen('{', "{\"extra\": 1,", 1)).unwrap();
+        assert!(Plan::load(&path).unwrap().check_hash().is_err());
+        std::fs::write(&path, text.replace("\"version\": 1", "\"version\": 2")).unwrap();
+        assert_eq!(
+            Plan::load(&path).unwrap_err().kind(),
+            ErrorKind::UnsupportedFormat
+        );
+    }
 }

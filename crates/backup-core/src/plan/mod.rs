@@ -37,6 +37,7 @@ use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::{Component, FilesComponent, PostgresComponent, Snapshot};
+use crate::source::postgres::conninfo::ConnInfo;
 use crate::system::{FilesEntry, PostgresEntry, System};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -165,7 +166,7 @@ fn pair_components<'a>(system: &'a System, id: Id, snap: &'a Snapshot) -> Result
     };
     let mut databases = Vec::new();
     for e in &system.postgres {
-        let c = snap.databases().find(|d| d.name == e.name);
+        let c = find_database(snap, e);
         databases.push((e, c.ok_or_else(|| missing("database", &e.name))?));
     }
     let mut files = Vec::new();
@@ -185,21 +186,38 @@ fn pair_components<'a>(system: &'a System, id: Id, snap: &'a Snapshot) -> Result
         }
         files.push((e, c));
     }
-    let named = |label: &str| {
-        system.postgres.iter().any(|e| e.name == label)
-            || system.files.iter().any(|e| e.name == label)
+    let paired = |c: &Component| match c {
+        Component::Postgres(p) => databases.iter().any(|(_, d)| std::ptr::eq(*d, &**p)),
+        Component::Files(f) => files.iter().any(|(_, x)| std::ptr::eq(*x, f)),
     };
     let not_rolled_back = snap
         .components
         .iter()
+        .filter(|c| !paired(c))
         .map(component_label)
-        .filter(|l| !named(l))
         .collect();
     Ok(Pairs {
         databases,
         files,
         not_rolled_back,
     })
+}
+
+/// The capture of a `[[postgres]]` entry: the database component of that
+/// name, else the one unnamed database component (`create --postgres`)
+/// of the entry's database.
+fn find_database<'a>(snap: &'a Snapshot, e: &PostgresEntry) -> Option<&'a PostgresComponent> {
+    if let Some(d) = snap.databases().find(|d| d.name == e.name) {
+        return Some(d);
+    }
+    let db = ConnInfo::parse(&e.connection).ok()?.dbname().to_string();
+    let mut unnamed = snap
+        .databases()
+        .filter(|d| d.name.is_empty() && d.database == db);
+    match (unnamed.next(), unnamed.next()) {
+        (Some(d), None) => Some(d),
+        _ => None,
+    }
 }
 
 /// A component's name as the system description would give it.
