@@ -103,6 +103,9 @@ pub struct Statistics {
     pub live_stats_reset: Option<String>,
     /// The counters were reset since the snapshot: no estimate is made.
     pub reset_since: bool,
+    /// Rows written since the snapshot are estimated: the capture recorded
+    /// counters, they were not reset since, and the server counts writes.
+    pub estimated: bool,
     /// Why the estimates are missing or not to be trusted, if they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -147,7 +150,13 @@ pub fn plan_database(
 fn statistics(comp: &PostgresComponent, live: &LiveDatabase) -> Statistics {
     let recorded = comp.tables.iter().any(|t| t.stats.is_some());
     let reset_since = recorded && comp.stats_reset != live.stats_reset;
-    let note = if !recorded && !comp.tables.is_empty() {
+    let note = if !live.tracked {
+        Some(
+            "the server does not count writes (track_counts is off): rows written since \
+             cannot be estimated, and writes to tables over 8 MiB go unseen by the fingerprint"
+                .to_string(),
+        )
+    } else if !recorded && !comp.tables.is_empty() {
         Some(
             "the snapshot holds no statistics counters (it was taken by an older version): \
              rows written since cannot be estimated"
@@ -168,6 +177,7 @@ fn statistics(comp: &PostgresComponent, live: &LiveDatabase) -> Statistics {
         snapshot_stats_reset: comp.stats_reset.clone(),
         live_stats_reset: live.stats_reset.clone(),
         reset_since,
+        estimated: recorded && !reset_since && live.tracked,
         note,
     }
 }
@@ -214,7 +224,9 @@ fn table_plan(
     };
     let Some(stored) = stored else {
         // Created after the snapshot: every write it counts came since.
-        plan.written = Some(delta(&TableStats::default(), &live.counters).unwrap_or_default());
+        plan.written = st
+            .estimated
+            .then(|| delta(&TableStats::default(), &live.counters).unwrap_or_default());
         plan.note = Some("created since the snapshot: the rollback drops it".into());
         (plan.live_rows, plan.live_rows_from) = match live.counted_rows() {
             Some(n) => (Some(n), RowSource::Count),
@@ -251,7 +263,7 @@ fn written_since(
     live: &LiveTable,
     st: &Statistics,
 ) -> (Option<Written>, Option<String>) {
-    let Some(then) = stored.stats.as_ref().filter(|_| !st.reset_since) else {
+    let Some(then) = stored.stats.as_ref().filter(|_| st.estimated) else {
         return (None, None); // said once, for the whole database
     };
     if stored.oid.is_some_and(|o| o != live.oid) {

@@ -75,6 +75,8 @@ pub struct LiveDatabase {
     pub reltuples: BTreeMap<String, f64>,
     /// `pg_stat_database.stats_reset`.
     pub stats_reset: Option<String>,
+    /// The server counts writes (`track_counts`).
+    pub tracked: bool,
 }
 
 /// The fingerprint of a live database: SHA-256 of the canonical JSON of
@@ -118,6 +120,7 @@ pub fn probe(connection: &str) -> Result<LiveDatabase> {
         state,
         reltuples,
         stats_reset: counters.stats_reset,
+        tracked: counters.tracked,
     })
 }
 

@@ -18,6 +18,9 @@ use std::collections::HashMap;
 /// The write counters of a database at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteCounters {
+    /// The server counts writes (`track_counts` is on); when it does not,
+    /// the counters stand still and tell nothing.
+    pub tracked: bool,
     /// `pg_stat_database.stats_reset` as text; `None` when never reset.
     pub stats_reset: Option<String>,
     /// Counters by table oid (ordinary tables, partitions, matviews).
@@ -29,13 +32,14 @@ pub struct WriteCounters {
 pub fn write_counters(c: &mut Client) -> Result<WriteCounters> {
     c.batch_execute("SELECT pg_stat_clear_snapshot()")
         .map_err(|e| db_error("clearing the statistics snapshot", e))?;
-    let reset: Option<String> = c
+    let row = c
         .query_one(
-            "SELECT (SELECT stats_reset::text FROM pg_stat_database WHERE datname = current_database())",
+            "SELECT current_setting('track_counts')::bool, \
+                    (SELECT stats_reset::text FROM pg_stat_database WHERE datname = current_database())",
             &[],
         )
-        .map_err(|e| db_error("reading pg_stat_database", e))?
-        .get(0);
+        .map_err(|e| db_error("reading pg_stat_database", e))?;
+    let (tracked, reset): (bool, Option<String>) = (row.get(0), row.get(1));
     let rows = c
         .query(
             "SELECT relid, n_tup_ins::int8, n_tup_upd::int8, n_tup_del::int8 FROM pg_stat_user_tables",
@@ -57,19 +61,21 @@ pub fn write_counters(c: &mut Client) -> Result<WriteCounters> {
         })
         .collect();
     Ok(WriteCounters {
+        tracked,
         stats_reset: reset,
         tables,
     })
 }
 
 /// [`write_counters`] inside a transaction that must survive a failure
-/// (a capture's): under a savepoint, `None` when they cannot be read.
+/// (a capture's): under a savepoint, `None` when they cannot be read or
+/// the server does not count.
 pub fn try_write_counters(c: &mut Client) -> Option<WriteCounters> {
     c.batch_execute("SAVEPOINT backup_stats").ok()?;
     match write_counters(c) {
         Ok(w) => {
             c.batch_execute("RELEASE SAVEPOINT backup_stats").ok()?;
-            Some(w)
+            w.tracked.then_some(w)
         }
         Err(_) => {
             c.batch_execute("ROLLBACK TO SAVEPOINT backup_stats").ok()?;
