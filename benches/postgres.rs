@@ -15,7 +15,8 @@
 //!    `backup init` + `backup create` into a fresh repository, then unchanged `backup create`s;
 //!    `createdb` + `pg_restore -j2` from the directory dump and `backup restore
 //!    --postgres-target` into new databases (both checked against the original: row counts,
-//!    indexes, constraints, triggers, views); then, once, `backup create` after the audit log
+//!    indexes, constraints, triggers, views); `backup rollback plan` of the first snapshot
+//!    against the live database (compared with the restore time); then, once, `backup create` after the audit log
 //!    grew by 5%, and `backup restore --replace` over the live database at two sizes (the full
 //!    one and a quarter of it) while a session is connected to it;
 //! 4. reads, for every timed run, peak memory (max RSS) and user+sys CPU of the client through
@@ -79,7 +80,13 @@ const DOWNTIME_TARGET_SECS: f64 = 2.0;
 const ANCHOR_JOBS: u64 = 2;
 
 /// Names this program creates inside the work directory, and removes at the end.
-const WORK_ENTRIES: &[&str] = &["dump.fc", "dump.d", "backup-repo", "time.txt"];
+const WORK_ENTRIES: &[&str] = &[
+    "dump.fc",
+    "dump.d",
+    "backup-repo",
+    "time.txt",
+    "system.toml",
+];
 
 fn main() -> ExitCode {
     support::main("postgres", run)

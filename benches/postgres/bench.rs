@@ -161,6 +161,30 @@ impl<'a> Bench<'a> {
         self.backup(name, &args)
     }
 
+    /// `backup rollback plan` of snapshot `id` for a system of database `db` alone (its
+    /// description written to the work directory), with the plan JSON.
+    pub fn plan(&self, name: &str, id: &str, db: &str) -> Result<(Timed, serde_json::Value)> {
+        let system = self.work.join("system.toml");
+        fs::write(
+            &system,
+            format!(
+                "[[postgres]]\nname = \"{db}\"\nconnection = \"{}\"\n",
+                self.conninfo(db)
+            ),
+        )?;
+        self.checkpoint()?;
+        self.backup(
+            name,
+            &[
+                OsStr::new("rollback"),
+                OsStr::new("plan"),
+                OsStr::new("--config"),
+                system.as_os_str(),
+                OsStr::new(id),
+            ],
+        )
+    }
+
     /// Row counts of every table and the number of indexes, constraints and triggers: equal
     /// after a correct restore.
     pub fn fingerprint(&self, db: &str) -> Result<String> {

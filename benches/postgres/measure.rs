@@ -170,6 +170,19 @@ impl Bench<'_> {
         }
         let (pg_restore, restore) = (best(pg_restores), best(restores));
 
+        // -- rollback plans of the first snapshot against the live database --
+        let mut plans = Vec::new();
+        let mut plan = serde_json::Value::Null;
+        for _ in 0..runs {
+            let (timed, json) = self.plan("backup rollback plan", &first_id, DB)?;
+            plans.push(timed);
+            plan = json;
+        }
+        let plan_time = best(plans);
+        let planned_tables = plan["databases"][0]["tables"]
+            .as_array()
+            .map_or(0, |t| t.len());
+
         // -- the audit log grows by 5% --
         let grow = scale.audit / 20;
         let t = Instant::now();
@@ -281,6 +294,16 @@ impl Bench<'_> {
             restore.secs,
             pg_restore.secs,
             0.8,
+        ));
+        rows.push(time_ratio(
+            "rollback plan / restore time",
+            plan_time.secs,
+            restore.secs,
+            0.1,
+        ));
+        rows.push(Row::info(
+            "  backup rollback plan",
+            format!("{} ({planned_tables} tables)", plan_time.summary()),
         ));
         rows.push(time_ratio(
             "unchanged create: second / first time",

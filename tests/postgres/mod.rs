@@ -10,6 +10,7 @@ mod diff;
 mod export;
 mod faults;
 mod multi;
+mod plan;
 mod properties;
 mod replace;
 mod round_trip;

@@ -31,6 +31,9 @@ pub const WARNINGS: i32 = 10;
 /// A rollback or undo failed (start hook, health check, switch) and was
 /// switched back: the system is as it was before.
 pub const REVERTED: i32 = 11;
+/// The live state moved since a rollback plan was made (`rollback plan
+/// --check`, `rollback apply`).
+pub const MOVED: i32 = 12;
 
 /// The help text that lists the exit codes.
 pub const HELP: &str = "Exit codes:
@@ -45,7 +48,8 @@ pub const HELP: &str = "Exit codes:
   8  a source could not be read (no snapshot was written)
   9  restore target unusable (not empty, read-only, full)
  10  finished with warnings (entries left out, files that changed while read)
- 11  rollback failed and was reverted: the system is as it was before";
+ 11  rollback failed and was reverted: the system is as it was before
+ 12  the live state moved since the plan was made (rollback plan --check, rollback apply)";
 
 /// The exit code for an error.
 pub fn code_for(err: &anyhow::Error) -> i32 {

@@ -4,13 +4,13 @@
 use crate::error::Result;
 use crate::progress::Progress;
 use crate::repository::Repository;
-use crate::snapshot::{full_path, load_tree, Node, NodeKind, Snapshot};
-use crate::source::files::scan_live;
-use serde::Serialize;
+use crate::snapshot::{full_path, load_tree, FilesComponent, Node, NodeKind, Snapshot};
+use crate::source::files::{scan_live, walk_live, Hashing};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The kind of a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     /// Only in the newer side.
@@ -22,7 +22,7 @@ pub enum ChangeKind {
 }
 
 /// One changed path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// Added, removed or modified.
     pub kind: ChangeKind,
@@ -210,4 +210,35 @@ pub fn diff_live(repo: &Repository, a: &Snapshot, progress: &dyn Progress) -> Re
         }
     }
     Ok(diff_maps(&old, &live))
+}
+
+/// Changes from one captured file component to its live tree, and the live
+/// listing (relative paths, as in the snapshot). Nothing is downloaded;
+/// live files whose size, times and inode still match the captured node
+/// are taken as unchanged without being read (the rule by which a capture
+/// reuses them), the others are hashed.
+pub fn diff_live_component(
+    repo: &Repository,
+    fc: &FilesComponent,
+    progress: &dyn Progress,
+) -> Result<(Vec<Change>, Vec<Node>)> {
+    let captured: std::collections::HashMap<String, Node> = load_tree(repo, &fc.tree)?
+        .into_iter()
+        .map(|n| (n.path.clone(), n))
+        .collect();
+    let live = walk_live(
+        std::path::Path::new(&fc.path),
+        &fc.excludes,
+        !fc.no_xattrs,
+        Hashing::Unless(&captured),
+        progress,
+    )?;
+    let by_path = |nodes: &mut dyn Iterator<Item = &Node>| -> BTreeMap<String, Node> {
+        nodes
+            .map(|n| (full_path(&fc.path, &n.path), n.clone()))
+            .collect()
+    };
+    let old = by_path(&mut captured.values());
+    let new = by_path(&mut live.iter());
+    Ok((diff_maps(&old, &new), live))
 }

@@ -15,6 +15,7 @@ mod failpoint;
 mod forget;
 mod id;
 mod parallel;
+pub mod plan;
 pub mod process;
 mod progress;
 pub mod prune;
@@ -31,7 +32,7 @@ mod verify;
 
 pub use create::{create_snapshot, CreateOptions, CreateResult, FileSource, PostgresSource};
 pub use crypto::{Cipher, MasterKey};
-pub use diff::{diff_live, diff_snapshots, Change, ChangeKind};
+pub use diff::{diff_live, diff_live_component, diff_snapshots, Change, ChangeKind};
 pub use error::{Error, ErrorKind, Result};
 pub use export::{export_snapshot, import_bundle, ExportReport};
 pub use forget::{forget, Decided, ForgetGroup, ForgetOptions, ForgetReport};

@@ -83,10 +83,19 @@ pub struct Config {
 const SEAL_FIELDS: [&str; 2] = ["checksum", "mac"];
 
 /// The canonical form of a config object: its members except `checksum`
-/// and `mac`, written without whitespace, with object members sorted by
-/// key (byte order) at every level, strings and numbers as `serde_json`
-/// writes them.
+/// and `mac`, as [`canonical_json`] writes it.
 fn canonical(object: &serde_json::Map<String, serde_json::Value>) -> String {
+    let mut rest = object.clone();
+    for f in SEAL_FIELDS {
+        rest.remove(f);
+    }
+    canonical_json(&serde_json::Value::Object(rest))
+}
+
+/// A JSON value written without whitespace, with object members sorted by
+/// key (byte order) at every level, strings and numbers as `serde_json`
+/// writes them: the form that configs and rollback plans are hashed in.
+pub(crate) fn canonical_json(value: &serde_json::Value) -> String {
     fn write(v: &serde_json::Value, out: &mut String) {
         match v {
             serde_json::Value::Object(m) => {
@@ -116,12 +125,8 @@ fn canonical(object: &serde_json::Map<String, serde_json::Value>) -> String {
             scalar => out.push_str(&scalar.to_string()),
         }
     }
-    let mut rest = object.clone();
-    for f in SEAL_FIELDS {
-        rest.remove(f);
-    }
     let mut out = String::new();
-    write(&serde_json::Value::Object(rest), &mut out);
+    write(value, &mut out);
     out
 }
 

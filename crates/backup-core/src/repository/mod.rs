@@ -9,6 +9,7 @@ mod reader;
 mod saver;
 mod transpose;
 
+pub(crate) use config::canonical_json;
 pub use config::{ChunkerParams, Config, FORMAT_NAME, FORMAT_VERSION};
 pub use index::{BlobLocation, Index, IndexFile, IndexPack};
 pub use key::{open_master_key, KeyFile};

@@ -58,6 +58,27 @@ pub struct TableData {
     pub digest: String,
     /// The parts.
     pub streams: Vec<TableStream>,
+    /// The table's cumulative write counters at capture (from
+    /// `pg_stat_user_tables`), so that a later plan can estimate the rows
+    /// written since; absent in captures that could not read them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<TableStats>,
+}
+
+/// Cumulative write counters of a table as the statistics system reports
+/// them (`pg_stat_user_tables`). They count every row inserted, updated
+/// or deleted since the statistics were last reset, aborted transactions
+/// included, and a backend reports its counts when a transaction ends and
+/// it goes idle (at the latest when it exits), so they estimate writes;
+/// they do not prove them.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TableStats {
+    /// `n_tup_ins`: rows inserted.
+    pub n_tup_ins: u64,
+    /// `n_tup_upd`: rows updated (HOT updates included).
+    pub n_tup_upd: u64,
+    /// `n_tup_del`: rows deleted.
+    pub n_tup_del: u64,
 }
 
 /// A sequence's state.
@@ -202,6 +223,12 @@ pub struct PostgresComponent {
     /// Table parts reused unread from the parent capture.
     #[serde(default)]
     pub reused_parts: u64,
+    /// `pg_stat_database.stats_reset` of the database at capture (text
+    /// form): when the statistics counters were last reset. Absent when
+    /// they never were, or when the capture could not read them (then no
+    /// table has `stats` either).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats_reset: Option<String>,
 }
 
 impl PostgresComponent {

@@ -5,7 +5,7 @@ mod tree;
 
 pub use database::{
     DatabaseProperties, DatabaseSetting, Extension, Grant, LargeObject, MatView, PostgresComponent,
-    SequenceValue, StreamRef, TableData, TableStream,
+    SequenceValue, StreamRef, TableData, TableStats, TableStream,
 };
 pub use tree::{load_tree, save_tree, Node, NodeKind, TreeWriter, Xattr};
 

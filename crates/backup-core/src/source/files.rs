@@ -40,6 +40,14 @@ pub struct FilesOptions {
 pub type Parent = HashMap<Vec<u8>, Node>;
 
 fn unchanged(old: &Node, meta: &Metadata, index: &crate::repository::Index) -> bool {
+    same_file(old, meta) && old.blobs.iter().all(|b| index.contains(b))
+}
+
+/// Whether a listed file node still describes the file with this `lstat`:
+/// same size, modification and change times and inode, and it was not
+/// changing while read. The change time cannot be set back by a program,
+/// so the content is then the listed one.
+fn same_file(old: &Node, meta: &Metadata) -> bool {
     old.kind == NodeKind::File
         && !old.changed_during_read
         && old.size == meta.len()
@@ -50,7 +58,6 @@ fn unchanged(old: &Node, meta: &Metadata, index: &crate::repository::Index) -> b
         && old.inode == meta.ino()
         && old.inode != 0
         && old.sha256.is_some()
-        && old.blobs.iter().all(|b| index.contains(b))
 }
 
 /// Builds the exclude matcher, rejecting bad patterns with a clear error.
@@ -438,6 +445,20 @@ fn capture_file(
     Ok(Some(n))
 }
 
+/// Which live files [`walk_live`] reads to hash their content.
+#[derive(Clone, Copy)]
+pub enum Hashing<'a> {
+    /// None: file nodes carry their size from `lstat` and no `sha256`.
+    None,
+    /// Every file.
+    All,
+    /// Every file but those whose node in this listing (by relative path)
+    /// still matches the file's `lstat` (size, times, inode), which take
+    /// the listing's `sha256`: the rule by which a capture reuses a file
+    /// unread.
+    Unless(&'a HashMap<String, Node>),
+}
+
 /// Walks a live tree and hashes its files without storing anything (for
 /// `diff --live`). Unreadable entries are reported as errors; sockets are
 /// left out, as capture leaves them out.
@@ -445,6 +466,18 @@ pub fn scan_live(
     root: &Path,
     excludes: &[String],
     xattrs: bool,
+    progress: &dyn Progress,
+) -> Result<Vec<Node>> {
+    walk_live(root, excludes, xattrs, Hashing::All, progress)
+}
+
+/// Walks a live tree into listing nodes (nothing is stored), hashing the
+/// files `hashing` asks for. A missing root is an empty tree.
+pub fn walk_live(
+    root: &Path,
+    excludes: &[String],
+    xattrs: bool,
+    hashing: Hashing<'_>,
     progress: &dyn Progress,
 ) -> Result<Vec<Node>> {
     let set = build_excludes(excludes)?;
@@ -482,12 +515,35 @@ pub fn scan_live(
                     .map_err(|e| Error::io(format!("reading link {}", abs.display()), e))?;
                 n.set_target(t.as_os_str().as_bytes());
             }
-            NodeKind::File => hash_live(abs, &mut n, progress)?,
+            NodeKind::File => live_content(abs, &mut n, &meta, hashing, progress)?,
             _ => {}
         }
         out.push(n);
     }
     Ok(out)
+}
+
+/// Fills in a live file's size and, as `hashing` asks, its SHA-256.
+fn live_content(
+    abs: &Path,
+    n: &mut Node,
+    meta: &Metadata,
+    hashing: Hashing<'_>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    n.size = meta.len();
+    let known = match hashing {
+        Hashing::None => return Ok(()),
+        Hashing::All => None,
+        Hashing::Unless(listing) => listing.get(&n.path).filter(|old| same_file(old, meta)),
+    };
+    match known.and_then(|old| old.sha256.clone()) {
+        Some(sha) => {
+            n.sha256 = Some(sha);
+            Ok(())
+        }
+        None => hash_live(abs, n, progress),
+    }
 }
 
 fn hash_live(abs: &Path, n: &mut Node, progress: &dyn Progress) -> Result<()> {

@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod conninfo;
 pub mod rows;
+pub mod stats;
 pub mod tools;
 pub mod unchanged;
 
@@ -158,6 +159,8 @@ pub fn capture_postgres(
             options.lock_timeout.as_millis().max(1)
         ))
         .map_err(|e| db_error("starting the capture transaction", e))?;
+    // The write counters first: they are read as the snapshot is taken.
+    let counters = stats::try_write_counters(&mut coord);
     let mut tables = catalog::tables(&mut coord)?;
     // Lock every table like pg_dump does, so that no DDL runs under us.
     for t in &tables {
@@ -290,6 +293,9 @@ pub fn capture_postgres(
                     .iter()
                     .fold("0".repeat(32), |acc, s| add_digests(&acc, &s.digest)),
                 streams,
+                stats: counters
+                    .as_ref()
+                    .map(|c| c.tables.get(&t.oid).copied().unwrap_or_default()),
             }
         })
         .collect();
@@ -329,6 +335,7 @@ pub fn capture_postgres(
         identity: identity.as_ref().map(|i| i.id.clone()),
         xid: identity.as_ref().map(|i| i.xid),
         reused_parts,
+        stats_reset: counters.and_then(|c| c.stats_reset),
     })
 }
 

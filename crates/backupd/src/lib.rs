@@ -1,0 +1,1 @@
+//! backupd: scheduled snapshots, continuous verification, retention.

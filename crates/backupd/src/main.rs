@@ -1,0 +1,2 @@
+//! The `backupd` daemon.
+fn main() {}
