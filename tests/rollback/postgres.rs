@@ -217,3 +217,59 @@ fn kills_around_the_database_switch_are_finished_or_reverted() {
         );
     }
 }
+
+#[test]
+fn a_reviewed_plan_is_applied_and_refused_once_the_live_state_moved() {
+    let pg = Postgres::start();
+    let sys = system_with(&pg, Env::local());
+    let d = deploy(&sys, &pg);
+    let plan = sys.env.path("plan.json");
+    let p = plan.to_str().unwrap();
+    sys.run(&["rollback", "plan", "latest", "--tag", "pre-deploy", "-o", p])
+        .ok();
+    // Business goes on after the review: the plan no longer describes the
+    // live state, and applying it is refused with what moved.
+    psql_file(
+        &pg,
+        "dms",
+        "INSERT INTO dealers VALUES (999, 'late dealer', 'south');",
+    );
+    let moved_state = db_state(&pg, "dms");
+    let r = sys.run(&["rollback", "apply", p, "--yes"]);
+    assert_eq!(r.code, 12, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("dms") && r.stderr.contains("nothing was changed"),
+        "{}",
+        r.stderr
+    );
+    assert_db("a refused apply", &pg, &moved_state);
+    assert_trees("a refused apply", &d.v2, &sys.trees());
+    assert!(sys.take_log().is_empty(), "the application was stopped");
+    // --replan writes a fresh plan instead, still changing nothing.
+    let before = std::fs::read(&plan).unwrap();
+    assert_eq!(
+        sys.run(&["rollback", "apply", p, "--replan", "--yes"]).code,
+        12
+    );
+    assert_ne!(std::fs::read(&plan).unwrap(), before, "no fresh plan");
+    assert_db("a replan", &pg, &moved_state);
+    // The fresh plan applies: exactly v1, and the audit record names it.
+    let hash = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&plan).unwrap()).unwrap()
+        ["hash"]
+        .clone();
+    let r = sys
+        .run(&["rollback", "apply", p, "--yes", "--json"])
+        .ok()
+        .json();
+    assert_eq!(r["result"], "rolled-back", "{r}");
+    assert_db("after apply", &pg, &d.db_v1);
+    assert_trees("after apply", &d.v1, &sys.trees());
+    let h = sys.run(&["rollback", "history", "--json"]).ok().json();
+    assert_eq!(h[0]["plan_hash"], hash, "{h}");
+    // An edited plan is refused as damaged.
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+    v["snapshot_label"] = serde_json::json!("edited");
+    std::fs::write(&plan, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    sys.run(&["rollback", "apply", p, "--yes"])
+        .fails(3, "edited or damaged");
+}

@@ -10,6 +10,7 @@ pub mod init;
 pub mod prune;
 pub mod restore;
 pub mod rollback;
+pub mod rollback_apply;
 pub mod rollback_plan;
 pub mod show;
 pub mod snapshots;

@@ -1,7 +1,7 @@
 //! `backup rollback` and its subcommands: the command parses and prints;
 //! the steps, journal and records are `backup_core::rollback`'s.
 
-use super::rollback_plan;
+use super::{rollback_apply, rollback_plan};
 use crate::exit;
 use crate::output::{human_secs, Output};
 use crate::settings::Settings;
@@ -44,6 +44,8 @@ pub struct RunArgs {
 enum Sub {
     /// Write what a rollback would change (JSON with -o, a summary on stdout) for review.
     Plan(rollback_plan::PlanArgs),
+    /// Carry out a reviewed plan, exactly (refused when the live state moved since; exit 12).
+    Apply(rollback_apply::ApplyArgs),
     /// Finish or revert a rollback or undo that was interrupted (killed, power loss).
     Resume(RunArgs),
     /// Show an unfinished rollback or undo, if there is one.
@@ -68,6 +70,7 @@ struct CleanupArgs {
 pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
     match a.sub {
         Some(Sub::Plan(p)) => rollback_plan::run(s, p, out),
+        Some(Sub::Apply(p)) => rollback_apply::run(s, p, out),
         Some(Sub::Resume(r)) => resume(s, &r, out),
         Some(Sub::Status) => status(s, out),
         Some(Sub::Undo(r)) => undo(s, &r, out),
