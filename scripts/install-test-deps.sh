@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need, once: PostgreSQL server
-# binaries, restic, zstd, attr, acl and libcap2-bin (Debian packages) and Garage (cargo install).
+# binaries, restic, zstd, attr, acl, libcap2-bin and prometheus (Debian packages) and Garage (cargo install).
 # Idempotent: whatever is already there is left alone. Runnable from any
 # directory, as root or as a user with sudo.
 set -euo pipefail
@@ -49,8 +49,9 @@ else
 fi
 
 # restic and zstd, for the comparison benchmarks; setfattr (attr), setfacl
-# (acl) and setcap (libcap2-bin) for the file fidelity tests.
-for pair in restic:restic zstd:zstd setfattr:attr setfacl:acl setcap:libcap2-bin; do
+# (acl) and setcap (libcap2-bin) for the file fidelity tests; promtool and
+# prometheus (prometheus) for the daemon's metrics tests.
+for pair in restic:restic zstd:zstd setfattr:attr setfacl:acl setcap:libcap2-bin promtool:prometheus; do
     tool="${pair%%:*}"
     package="${pair##*:}"
     if command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/sbin/$tool" ]; then

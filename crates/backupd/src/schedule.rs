@@ -27,7 +27,12 @@ pub fn next_after(s: &Schedule, tz: Tz, after: DateTime<Utc>) -> Option<DateTime
 
 /// The next run of a job at start-up: a run that was due while the daemon
 /// was down runs now, once; otherwise the stored or the next scheduled time.
-pub fn at_start(s: &Schedule, tz: Tz, job: Option<&JobState>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub fn at_start(
+    s: &Schedule,
+    tz: Tz,
+    job: Option<&JobState>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     match job.and_then(|j| j.next_run) {
         Some(t) if t <= now => Some(now),
         Some(t) => Some(t.min(next_after(s, tz, now).unwrap_or(t))),
@@ -44,23 +49,34 @@ pub fn backoff(n: u32) -> Duration {
 /// The next run after a run that ended at `now`: a retry with back-off
 /// after a retryable failure (never later than the next scheduled run),
 /// else the next scheduled time.
-pub fn after_run(s: &Schedule, tz: Tz, job: &JobState, now: DateTime<Utc>, retry: bool) -> Option<DateTime<Utc>> {
+pub fn after_run(
+    s: &Schedule,
+    tz: Tz,
+    job: &JobState,
+    now: DateTime<Utc>,
+    retry: bool,
+) -> Option<DateTime<Utc>> {
     let scheduled = next_after(s, tz, now);
     if !retry || job.failures_in_row == 0 || job.failures_in_row > MAX_RETRIES {
         return scheduled;
     }
-    let retry_at = now + chrono::Duration::from_std(backoff(job.failures_in_row)).unwrap_or_default();
+    let retry_at =
+        now + chrono::Duration::from_std(backoff(job.failures_in_row)).unwrap_or_default();
     Some(scheduled.map_or(retry_at, |t| t.min(retry_at)))
 }
 
 /// Whether a job is overdue: its run is late by more than a grace of a
 /// tenth of its interval (at least a minute) and it is not running.
 pub fn overdue(s: &Schedule, tz: Tz, job: &JobState, now: DateTime<Utc>, running: bool) -> bool {
-    let Some(due) = job.next_run else { return false };
+    let Some(due) = job.next_run else {
+        return false;
+    };
     if running {
         return false;
     }
-    let interval = next_after(s, tz, due).map(|n| (n - due).num_seconds()).unwrap_or(600);
+    let interval = next_after(s, tz, due)
+        .map(|n| (n - due).num_seconds())
+        .unwrap_or(600);
     let grace = (interval / 10).max(60);
     (now - due).num_seconds() > grace
 }
@@ -89,9 +105,18 @@ mod tests {
     fn cron_is_read_in_the_daemons_time_zone() {
         let s = schedule("0 0 2 * * *");
         // 02:00 in Berlin is 01:00 UTC in winter, 00:00 UTC in summer.
-        assert_eq!(next_after(&s, chrono_tz::Europe::Berlin, t("2026-12-01T12:00:00Z")), Some(t("2026-12-02T01:00:00Z")));
-        assert_eq!(next_after(&s, chrono_tz::Europe::Berlin, t("2026-07-01T12:00:00Z")), Some(t("2026-07-02T00:00:00Z")));
-        assert_eq!(next_after(&s, chrono_tz::UTC, t("2026-12-01T12:00:00Z")), Some(t("2026-12-02T02:00:00Z")));
+        assert_eq!(
+            next_after(&s, chrono_tz::Europe::Berlin, t("2026-12-01T12:00:00Z")),
+            Some(t("2026-12-02T01:00:00Z"))
+        );
+        assert_eq!(
+            next_after(&s, chrono_tz::Europe::Berlin, t("2026-07-01T12:00:00Z")),
+            Some(t("2026-07-02T00:00:00Z"))
+        );
+        assert_eq!(
+            next_after(&s, chrono_tz::UTC, t("2026-12-01T12:00:00Z")),
+            Some(t("2026-12-02T02:00:00Z"))
+        );
     }
 
     #[test]
@@ -99,49 +124,118 @@ mod tests {
         let s = schedule("0 0 * * * *");
         let now = t("2026-12-01T12:30:00Z");
         // Down since 03:00: nine runs missed, one run now.
-        let job = JobState { next_run: Some(t("2026-12-01T03:00:00Z")), ..JobState::default() };
+        let job = JobState {
+            next_run: Some(t("2026-12-01T03:00:00Z")),
+            ..JobState::default()
+        };
         assert_eq!(at_start(&s, chrono_tz::UTC, Some(&job), now), Some(now));
         // After that run, the next is the next scheduled one, not 04:00.
-        assert_eq!(after_run(&s, chrono_tz::UTC, &job, now, false), Some(t("2026-12-01T13:00:00Z")));
+        assert_eq!(
+            after_run(&s, chrono_tz::UTC, &job, now, false),
+            Some(t("2026-12-01T13:00:00Z"))
+        );
         // Nothing stored: the next scheduled time.
-        assert_eq!(at_start(&s, chrono_tz::UTC, None, now), Some(t("2026-12-01T13:00:00Z")));
+        assert_eq!(
+            at_start(&s, chrono_tz::UTC, None, now),
+            Some(t("2026-12-01T13:00:00Z"))
+        );
     }
 
     #[test]
     fn retries_back_off_and_never_pass_the_next_scheduled_run() {
         let s = schedule("0 0 */6 * * *");
         let now = t("2026-12-01T00:00:10Z");
-        let mut job = JobState { failures_in_row: 1, ..JobState::default() };
-        assert_eq!(after_run(&s, chrono_tz::UTC, &job, now, true), Some(t("2026-12-01T00:00:40Z")));
+        let mut job = JobState {
+            failures_in_row: 1,
+            ..JobState::default()
+        };
+        assert_eq!(
+            after_run(&s, chrono_tz::UTC, &job, now, true),
+            Some(t("2026-12-01T00:00:40Z"))
+        );
         job.failures_in_row = 3;
-        assert_eq!(after_run(&s, chrono_tz::UTC, &job, now, true), Some(t("2026-12-01T00:02:10Z")));
+        assert_eq!(
+            after_run(&s, chrono_tz::UTC, &job, now, true),
+            Some(t("2026-12-01T00:02:10Z"))
+        );
         job.failures_in_row = 5;
         // 30 s * 16 = 8 min.
-        assert_eq!(after_run(&s, chrono_tz::UTC, &job, now, true), Some(t("2026-12-01T00:08:10Z")));
+        assert_eq!(
+            after_run(&s, chrono_tz::UTC, &job, now, true),
+            Some(t("2026-12-01T00:08:10Z"))
+        );
         // Past the retries: the next scheduled run.
         job.failures_in_row = 6;
-        assert_eq!(after_run(&s, chrono_tz::UTC, &job, now, true), Some(t("2026-12-01T06:00:00Z")));
+        assert_eq!(
+            after_run(&s, chrono_tz::UTC, &job, now, true),
+            Some(t("2026-12-01T06:00:00Z"))
+        );
         // A permanent failure waits for the schedule.
         job.failures_in_row = 1;
-        assert_eq!(after_run(&s, chrono_tz::UTC, &job, now, false), Some(t("2026-12-01T06:00:00Z")));
+        assert_eq!(
+            after_run(&s, chrono_tz::UTC, &job, now, false),
+            Some(t("2026-12-01T06:00:00Z"))
+        );
         assert_eq!(backoff(20), MAX_BACKOFF);
         // Hourly back-off capped by the next scheduled run.
         let s = schedule("0 */1 * * * *");
-        assert_eq!(after_run(&s, chrono_tz::UTC, &job, now, true), Some(t("2026-12-01T00:00:40Z")));
+        assert_eq!(
+            after_run(&s, chrono_tz::UTC, &job, now, true),
+            Some(t("2026-12-01T00:00:40Z"))
+        );
         job.failures_in_row = 4;
-        assert_eq!(after_run(&s, chrono_tz::UTC, &job, now, true), Some(t("2026-12-01T00:01:00Z")));
+        assert_eq!(
+            after_run(&s, chrono_tz::UTC, &job, now, true),
+            Some(t("2026-12-01T00:01:00Z"))
+        );
     }
 
     #[test]
     fn overdue_after_a_tenth_of_the_interval_and_never_while_running() {
         let s = schedule("0 0 * * * *");
-        let job = JobState { next_run: Some(t("2026-12-01T12:00:00Z")), ..JobState::default() };
-        assert!(!overdue(&s, chrono_tz::UTC, &job, t("2026-12-01T12:05:00Z"), false));
-        assert!(overdue(&s, chrono_tz::UTC, &job, t("2026-12-01T12:07:00Z"), false));
-        assert!(!overdue(&s, chrono_tz::UTC, &job, t("2026-12-01T12:07:00Z"), true));
+        let job = JobState {
+            next_run: Some(t("2026-12-01T12:00:00Z")),
+            ..JobState::default()
+        };
+        assert!(!overdue(
+            &s,
+            chrono_tz::UTC,
+            &job,
+            t("2026-12-01T12:05:00Z"),
+            false
+        ));
+        assert!(overdue(
+            &s,
+            chrono_tz::UTC,
+            &job,
+            t("2026-12-01T12:07:00Z"),
+            false
+        ));
+        assert!(!overdue(
+            &s,
+            chrono_tz::UTC,
+            &job,
+            t("2026-12-01T12:07:00Z"),
+            true
+        ));
         let every_second = schedule("* * * * * *");
-        let job = JobState { next_run: Some(t("2026-12-01T12:00:00Z")), ..JobState::default() };
-        assert!(!overdue(&every_second, chrono_tz::UTC, &job, t("2026-12-01T12:00:59Z"), false));
-        assert!(overdue(&every_second, chrono_tz::UTC, &job, t("2026-12-01T12:01:01Z"), false));
+        let job = JobState {
+            next_run: Some(t("2026-12-01T12:00:00Z")),
+            ..JobState::default()
+        };
+        assert!(!overdue(
+            &every_second,
+            chrono_tz::UTC,
+            &job,
+            t("2026-12-01T12:00:59Z"),
+            false
+        ));
+        assert!(overdue(
+            &every_second,
+            chrono_tz::UTC,
+            &job,
+            t("2026-12-01T12:01:01Z"),
+            false
+        ));
     }
 }

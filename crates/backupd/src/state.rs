@@ -85,7 +85,10 @@ pub struct JobState {
 impl JobState {
     /// Records a run.
     pub fn record(&mut self, run: RunRecord) {
-        *self.totals.entry(run.result.word().to_string()).or_insert(0) += 1;
+        *self
+            .totals
+            .entry(run.result.word().to_string())
+            .or_insert(0) += 1;
         match run.result {
             Outcome::Success => {
                 self.last_success = Some(run.end);
@@ -153,8 +156,9 @@ impl StateFile {
     /// Reads it; an absent file is an empty state.
     pub fn load(&self) -> Result<DaemonState> {
         match std::fs::read(&self.path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .with_context(|| format!("the daemon state {} cannot be read", self.path.display())),
+            Ok(b) => serde_json::from_slice(&b).with_context(|| {
+                format!("the daemon state {} cannot be read", self.path.display())
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DaemonState::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", self.path.display())),
         }
@@ -165,10 +169,12 @@ impl StateFile {
         let dir = self.dir();
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let tmp = dir.join(".state.json.tmp");
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        let mut f =
+            std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
         f.write_all(&serde_json::to_vec_pretty(state)?)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, &self.path).with_context(|| format!("writing {}", self.path.display()))?;
+        std::fs::rename(&tmp, &self.path)
+            .with_context(|| format!("writing {}", self.path.display()))?;
         Ok(())
     }
 }
