@@ -104,13 +104,16 @@ fn jobs(r: &Registry, shared: &Shared) {
         duration
             .with_label_values(&l)
             .set(job.last().map_or(0.0, |r| r.duration_secs()));
-        let bytes = job
-            .runs
-            .iter()
-            .rev()
-            .find(|r| r.result == crate::state::Outcome::Success)
-            .and_then(|r| r.bytes);
-        added.with_label_values(&l).set(bytes.unwrap_or(0) as f64);
+        if matches!(s.job, JobKind::Create | JobKind::Prune) {
+            let ok = job
+                .runs
+                .iter()
+                .rev()
+                .find(|r| r.result == crate::state::Outcome::Success);
+            added
+                .with_label_values(&l)
+                .set(ok.and_then(|r| r.bytes).unwrap_or(0) as f64);
+        }
         let late = overdue(
             s,
             config.daemon.timezone,

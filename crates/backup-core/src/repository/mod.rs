@@ -258,8 +258,16 @@ impl Repository {
         names.sort();
         let mut index = Index::default();
         let mut damaged = Vec::new();
-        for name in &names {
-            let data = self.store().get(Kind::Index, name)?;
+        let mut present = Vec::with_capacity(names.len());
+        for name in names {
+            // Listed but gone: deleted meanwhile (a prune), or a listing
+            // that is behind (an eventually consistent store). Not damage.
+            let data = match self.store().get(Kind::Index, &name) {
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                other => other?,
+            };
+            present.push(name.clone());
+            let name = &name;
             match IndexFile::decode(&self.inner.cipher, &data, name) {
                 Ok(f) => f.packs.iter().for_each(|p| index.add_pack(p)),
                 Err(e) => damaged.push((name.clone(), e)),
@@ -267,7 +275,7 @@ impl Repository {
         }
         *self.inner.index.write().expect("lock") = index;
         *self.inner.damaged_indexes.write().expect("lock") = damaged;
-        *self.inner.index_names.write().expect("lock") = names;
+        *self.inner.index_names.write().expect("lock") = present;
         Ok(())
     }
 

@@ -259,7 +259,12 @@ pub fn list_snapshots(repo: &Repository) -> Result<Vec<(Id, Result<Snapshot>)>> 
         let Ok(id) = Id::from_hex(&info.name) else {
             continue;
         };
-        out.push((id, load_snapshot(repo, &id)));
+        match load_snapshot(repo, &id) {
+            // Listed but gone: forgotten meanwhile, or a listing that is
+            // behind (an eventually consistent store). Not damage.
+            Err(e) if e.kind() == crate::error::ErrorKind::NotFound => continue,
+            loaded => out.push((id, loaded)),
+        }
     }
     out.sort_by_key(|(_, s)| s.as_ref().map(|s| s.time).ok());
     Ok(out)
