@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `backup` binary against local repositories
 //! and a real Garage S3 server.
 
+mod cluster;
 mod common;
 mod crash;
 mod damage;

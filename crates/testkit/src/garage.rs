@@ -1,4 +1,5 @@
-//! A throwaway single-node Garage S3 server.
+//! A throwaway single-node Garage S3 server, and the pieces of one Garage
+//! server process that [`GarageCluster`](crate::GarageCluster) shares.
 
 use crate::{find_on_path, free_port, is_executable, log_tail, run, wait_timeout};
 use std::fs;
@@ -8,9 +9,9 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// The S3 region Garage is configured with.
-const REGION: &str = "garage";
+pub(crate) const REGION: &str = "garage";
 /// The name of the access key the harness creates.
-const KEY_NAME: &str = "testkit-key";
+pub(crate) const KEY_NAME: &str = "testkit-key";
 
 /// A single-node Garage server on loopback ports, with one bucket and one
 /// access key that may read, write and own it.
@@ -23,18 +24,10 @@ const KEY_NAME: &str = "testkit-key";
 /// Dropping the handle kills the server and removes its data.
 #[derive(Debug)]
 pub struct Garage {
-    child: Option<Child>,
-    bin: PathBuf,
-    config: PathBuf,
-    log: PathBuf,
-    s3_port: u16,
-    rpc_port: u16,
-    admin_port: u16,
+    server: Server,
     bucket: String,
     access_key: String,
     secret_key: String,
-    // Last, so that it is removed after the server is gone.
-    dir: TempDir,
 }
 
 impl Garage {
@@ -54,6 +47,16 @@ impl Garage {
         is_executable(&p).then_some(p)
     }
 
+    /// [`Garage::binary`], or a panic that says how to install it.
+    pub(crate) fn required_binary() -> PathBuf {
+        Self::binary().unwrap_or_else(|| {
+            panic!(
+                "the `garage` binary is not installed (looked at $GARAGE_BIN, PATH and \
+                 ~/.cargo/bin): run scripts/install-test-deps.sh"
+            )
+        })
+    }
+
     /// Starts a server with a bucket named `test-bucket`.
     ///
     /// Panics (with the server log) when Garage is missing or does not come
@@ -65,12 +68,7 @@ impl Garage {
     /// Starts a server with a bucket named `bucket` (3 to 63 characters of
     /// lowercase letters, digits and `-`).
     pub fn start_with_bucket(bucket: &str) -> Garage {
-        let bin = Self::binary().unwrap_or_else(|| {
-            panic!(
-                "the `garage` binary is not installed (looked at $GARAGE_BIN, PATH and \
-                 ~/.cargo/bin): run scripts/install-test-deps.sh"
-            )
-        });
+        let bin = Self::required_binary();
         // A port picked as free may be taken by someone else before Garage
         // binds it: try again with fresh ports.
         let mut last_error = String::new();
@@ -84,195 +82,55 @@ impl Garage {
     }
 
     fn try_start(bin: &Path, bucket: &str) -> Result<Garage, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("testkit-garage-")
-            .tempdir()
-            .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-        let (s3_port, rpc_port, admin_port) = (free_port(), free_port(), free_port());
-        let config = dir.path().join("garage.toml");
-        let log = dir.path().join("garage.log");
-        let secret = random_hex(32);
-        let text = format!(
-            r#"metadata_dir = "{meta}"
-data_dir = "{data}"
-db_engine = "sqlite"
-replication_factor = 1
-
-rpc_bind_addr = "127.0.0.1:{rpc_port}"
-rpc_public_addr = "127.0.0.1:{rpc_port}"
-rpc_secret = "{secret}"
-
-[s3_api]
-s3_region = "{REGION}"
-api_bind_addr = "127.0.0.1:{s3_port}"
-root_domain = ".s3.garage.localhost"
-
-[admin]
-api_bind_addr = "127.0.0.1:{admin_port}"
-"#,
-            meta = dir.path().join("meta").display(),
-            data = dir.path().join("data").display(),
-        );
-        fs::write(&config, text).map_err(|e| format!("cannot write {config:?}: {e}"))?;
-        let log_file = fs::File::create(&log).map_err(|e| format!("cannot create {log:?}: {e}"))?;
-        let mut cmd = Command::new(bin);
-        clear_garage_env(&mut cmd);
-        let child = cmd
-            .arg("-c")
-            .arg(&config)
-            .arg("server")
-            .env("RUST_LOG", "garage=warn")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log_file)
-            .spawn()
-            .map_err(|e| format!("cannot run {bin:?}: {e}"))?;
-        let mut garage = Garage {
-            child: Some(child),
-            bin: bin.to_path_buf(),
-            config,
-            log,
-            s3_port,
-            rpc_port,
-            admin_port,
+        let mut server = Server::create(bin, "testkit-garage-", &random_hex(32), 1)?;
+        // On error the server is dropped, which kills it.
+        server.spawn()?;
+        server.wait_up()?;
+        let node = server.node_id()?;
+        let node = node.split('@').next().unwrap_or("");
+        server.try_cli(&["layout", "assign", "-z", "dc1", "-c", "1G", node])?;
+        server.try_cli(&["layout", "apply", "--version", "1"])?;
+        let (access_key, secret_key) = server.create_key()?;
+        server.create_bucket(bucket)?;
+        Ok(Garage {
+            server,
             bucket: bucket.to_string(),
-            access_key: String::new(),
-            secret_key: String::new(),
-            dir,
-        };
-        // On error the handle is dropped, which kills the server.
-        garage.wait_ready()?;
-        garage.setup()?;
-        Ok(garage)
-    }
-
-    /// Waits until `garage status` answers and the S3 port accepts
-    /// connections.
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(format!(
-                        "the server exited ({status}):\n{}",
-                        log_tail(&self.log, 4000)
-                    ));
-                }
-            }
-            let status_ok = self
-                .command()
-                .arg("status")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            let s3_up = std::net::TcpStream::connect(("127.0.0.1", self.s3_port)).is_ok();
-            if status_ok && s3_up {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "the server did not answer within 60 s:\n{}",
-                    log_tail(&self.log, 4000)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Assigns the layout, creates the bucket and the key.
-    fn setup(&mut self) -> Result<(), String> {
-        let node = self.try_cli(&["node", "id", "-q"])?;
-        let node = node.trim().split('@').next().unwrap_or("").to_string();
-        if node.is_empty() {
-            return Err("`garage node id` printed no node id".into());
-        }
-        self.try_cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node])?;
-        self.try_cli(&["layout", "apply", "--version", "1"])?;
-        let created = self.try_cli(&["key", "create", KEY_NAME])?;
-        let (mut id, mut secret) = parse_key(&created);
-        if secret.is_none() {
-            let info = self.try_cli(&["key", "info", "--show-secret", KEY_NAME])?;
-            (id, secret) = parse_key(&info);
-        }
-        match (id, secret) {
-            (Some(id), Some(secret)) => {
-                self.access_key = id;
-                self.secret_key = secret;
-            }
-            _ => return Err(format!("cannot parse the key from:\n{created}")),
-        }
-        let bucket = self.bucket.clone();
-        self.try_create_bucket(&bucket)
-    }
-
-    fn try_create_bucket(&self, name: &str) -> Result<(), String> {
-        self.try_cli(&["bucket", "create", name])?;
-        self.try_cli(&[
-            "bucket", "allow", "--read", "--write", "--owner", name, "--key", KEY_NAME,
-        ])?;
-        Ok(())
+            access_key,
+            secret_key,
+        })
     }
 
     /// Creates another bucket that the harness's key may read, write and own.
     pub fn create_bucket(&self, name: &str) {
-        self.try_create_bucket(name)
+        self.server
+            .create_bucket(name)
             .unwrap_or_else(|e| panic!("cannot create bucket {name}: {e}"));
-    }
-
-    /// A `garage` command with this server's config.
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.bin);
-        clear_garage_env(&mut cmd);
-        cmd.arg("-c").arg(&self.config).stdin(Stdio::null());
-        cmd
-    }
-
-    fn try_cli(&self, args: &[&str]) -> Result<String, String> {
-        let out = self
-            .command()
-            .args(args)
-            .output()
-            .map_err(|e| format!("cannot run garage: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "`garage {}` failed ({}):\n{}{}\nserver log:\n{}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                log_tail(&self.log, 2000)
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Runs the `garage` CLI against this server and returns its output;
     /// panics when it fails.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = run(self.command().args(args));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.server.cli(args)
     }
 
     /// The S3 endpoint URL, `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.s3_port)
+        self.server.endpoint()
     }
 
     /// The S3 API port.
     pub fn s3_port(&self) -> u16 {
-        self.s3_port
+        self.server.s3_port
     }
 
     /// The RPC port.
     pub fn rpc_port(&self) -> u16 {
-        self.rpc_port
+        self.server.rpc_port
     }
 
     /// The admin API port.
     pub fn admin_port(&self) -> u16 {
-        self.admin_port
+        self.server.admin_port
     }
 
     /// The S3 region (`garage`).
@@ -297,17 +155,17 @@ api_bind_addr = "127.0.0.1:{admin_port}"
 
     /// The server's config file.
     pub fn config_path(&self) -> &Path {
-        &self.config
+        &self.server.config
     }
 
     /// The server's temporary directory.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.server.dir.path()
     }
 
     /// The server's log so far.
     pub fn log(&self) -> String {
-        log_tail(&self.log, usize::MAX)
+        self.server.log()
     }
 
     /// The environment a child process needs to reach this server with the
@@ -316,27 +174,278 @@ api_bind_addr = "127.0.0.1:{admin_port}"
     /// `AWS_EC2_METADATA_DISABLED=true` (so that nothing ever asks the EC2
     /// metadata service).
     pub fn env(&self) -> Vec<(String, String)> {
-        [
-            ("AWS_ACCESS_KEY_ID", self.access_key.clone()),
-            ("AWS_SECRET_ACCESS_KEY", self.secret_key.clone()),
-            ("AWS_REGION", REGION.to_string()),
-            ("AWS_ENDPOINT_URL", self.endpoint()),
-            ("BACKUP_S3_PATH_STYLE", "true".to_string()),
-            ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        s3_env(&self.endpoint(), &self.access_key, &self.secret_key)
     }
 
     /// Whether the server process is still running.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+        self.server.is_running()
     }
 
     /// Stops the server gracefully (SIGTERM, then SIGKILL after 10 s) and
     /// waits for it. The data directory stays until the handle is dropped.
     pub fn stop(&mut self) {
+        self.server.stop();
+    }
+
+    /// Kills the server (SIGKILL) and waits for it: the endpoint becomes
+    /// unreachable at once.
+    pub fn kill(&mut self) {
+        self.server.kill();
+    }
+}
+
+/// One Garage server process: its temporary directory (config, log,
+/// metadata and data), its loopback ports and, while it runs, the child.
+/// Dropping it kills the process, then removes the directory.
+#[derive(Debug)]
+pub(crate) struct Server {
+    child: Option<Child>,
+    bin: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+    pub(crate) s3_port: u16,
+    pub(crate) rpc_port: u16,
+    pub(crate) admin_port: u16,
+    // Last, so that it is removed after the server is gone.
+    dir: TempDir,
+}
+
+impl Server {
+    /// Makes a temporary directory named `prefix...`, picks free ports and
+    /// writes the config (not started yet).
+    pub(crate) fn create(
+        bin: &Path,
+        prefix: &str,
+        rpc_secret: &str,
+        replication_factor: usize,
+    ) -> Result<Server, String> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+        let (s3_port, rpc_port, admin_port) = (free_port(), free_port(), free_port());
+        let config = dir.path().join("garage.toml");
+        let text = format!(
+            r#"metadata_dir = "{meta}"
+data_dir = "{data}"
+db_engine = "sqlite"
+replication_factor = {replication_factor}
+
+rpc_bind_addr = "127.0.0.1:{rpc_port}"
+rpc_public_addr = "127.0.0.1:{rpc_port}"
+rpc_secret = "{rpc_secret}"
+
+[s3_api]
+s3_region = "{REGION}"
+api_bind_addr = "127.0.0.1:{s3_port}"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:{admin_port}"
+"#,
+            meta = dir.path().join("meta").display(),
+            data = dir.path().join("data").display(),
+        );
+        fs::write(&config, text).map_err(|e| format!("cannot write {config:?}: {e}"))?;
+        Ok(Server {
+            child: None,
+            bin: bin.to_path_buf(),
+            config,
+            log: dir.path().join("garage.log"),
+            s3_port,
+            rpc_port,
+            admin_port,
+            dir,
+        })
+    }
+
+    /// Starts the process (if it is not running), appending to its log.
+    pub(crate) fn spawn(&mut self) -> Result<(), String> {
+        if self.is_running() {
+            return Ok(());
+        }
+        let log = &self.log;
+        let log_file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| format!("cannot open {log:?}: {e}"))?;
+        let mut cmd = Command::new(&self.bin);
+        clear_garage_env(&mut cmd);
+        let child = cmd
+            .arg("-c")
+            .arg(&self.config)
+            .arg("server")
+            .env("RUST_LOG", "garage=warn")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| format!("cannot run {:?}: {e}", self.bin))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// An error with the log when the process has exited.
+    fn check_alive(&mut self) -> Result<(), String> {
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => Ok(()),
+            Some(Ok(Some(status))) => Err(format!(
+                "the server exited ({status}):\n{}",
+                log_tail(&self.log, 4000)
+            )),
+            Some(Err(e)) => Err(format!("cannot wait for the server: {e}")),
+            None => Err("the server is not running".into()),
+        }
+    }
+
+    /// Waits up to `timeout` (while the process runs) until `ready` holds.
+    pub(crate) fn wait_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut ready: impl FnMut(&Server) -> bool,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_alive()?;
+            if ready(self) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{what}: not within {} s:\n{}",
+                    timeout.as_secs(),
+                    log_tail(&self.log, 4000)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until `garage status` answers and the S3 port accepts
+    /// connections.
+    pub(crate) fn wait_up(&mut self) -> Result<(), String> {
+        self.wait_until(
+            "the server did not answer",
+            Duration::from_secs(60),
+            |server| {
+                let status_ok = server
+                    .command()
+                    .arg("status")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+                status_ok && server.s3_up()
+            },
+        )
+    }
+
+    /// Whether the S3 port accepts connections.
+    pub(crate) fn s3_up(&self) -> bool {
+        std::net::TcpStream::connect(("127.0.0.1", self.s3_port)).is_ok()
+    }
+
+    /// The full node id with its address, `<hex>@127.0.0.1:<rpc port>`.
+    pub(crate) fn node_id(&self) -> Result<String, String> {
+        let id = self.try_cli(&["node", "id", "-q"])?.trim().to_string();
+        if id.split('@').next().unwrap_or("").is_empty() {
+            return Err("`garage node id` printed no node id".into());
+        }
+        Ok(id)
+    }
+
+    /// Creates the harness's access key; returns its id and secret.
+    pub(crate) fn create_key(&self) -> Result<(String, String), String> {
+        let created = self.try_cli(&["key", "create", KEY_NAME])?;
+        let (mut id, mut secret) = parse_key(&created);
+        if secret.is_none() {
+            let info = self.try_cli(&["key", "info", "--show-secret", KEY_NAME])?;
+            (id, secret) = parse_key(&info);
+        }
+        match (id, secret) {
+            (Some(id), Some(secret)) => Ok((id, secret)),
+            _ => Err(format!("cannot parse the key from:\n{created}")),
+        }
+    }
+
+    /// Creates a bucket that the harness's key may read, write and own.
+    pub(crate) fn create_bucket(&self, name: &str) -> Result<(), String> {
+        self.try_cli(&["bucket", "create", name])?;
+        self.try_cli(&[
+            "bucket", "allow", "--read", "--write", "--owner", name, "--key", KEY_NAME,
+        ])?;
+        Ok(())
+    }
+
+    /// A `garage` command with this server's config.
+    pub(crate) fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        clear_garage_env(&mut cmd);
+        cmd.arg("-c").arg(&self.config).stdin(Stdio::null());
+        cmd
+    }
+
+    pub(crate) fn try_cli(&self, args: &[&str]) -> Result<String, String> {
+        let out = self
+            .command()
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run garage: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`garage {}` failed ({}):\n{}{}\nserver log:\n{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                log_tail(&self.log, 2000)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs the `garage` CLI against this server; panics when it fails.
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
+        let out = run(self.command().args(args));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The S3 endpoint URL, `http://127.0.0.1:PORT`.
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    /// The server's temporary directory.
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server's config file.
+    pub(crate) fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// The log so far (every run of the process appends to it).
+    pub(crate) fn log(&self) -> String {
+        log_tail(&self.log, usize::MAX)
+    }
+
+    /// The last `max` bytes of the log.
+    pub(crate) fn log_tail(&self, max: usize) -> String {
+        log_tail(&self.log, max)
+    }
+
+    /// Whether the process is running.
+    pub(crate) fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// SIGTERM, then SIGKILL after 10 s; waits for the process.
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let pid = rustix::process::Pid::from_child(&child);
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::Term);
@@ -347,9 +456,8 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         }
     }
 
-    /// Kills the server (SIGKILL) and waits for it: the endpoint becomes
-    /// unreachable at once.
-    pub fn kill(&mut self) {
+    /// SIGKILL; waits for the process.
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -357,10 +465,26 @@ api_bind_addr = "127.0.0.1:{admin_port}"
     }
 }
 
-impl Drop for Garage {
+impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The variables that point the standard AWS chain (and `backup`) at a
+/// Garage S3 endpoint with the given key (see [`Garage::env`]).
+pub(crate) fn s3_env(endpoint: &str, access_key: &str, secret_key: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ACCESS_KEY_ID", access_key),
+        ("AWS_SECRET_ACCESS_KEY", secret_key),
+        ("AWS_REGION", REGION),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("BACKUP_S3_PATH_STYLE", "true"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 /// Removes `GARAGE_*` variables that would override the config file.
@@ -384,7 +508,7 @@ fn parse_key(text: &str) -> (Option<String>, Option<String>) {
 }
 
 /// `n` random bytes from the kernel, as hex.
-fn random_hex(n: usize) -> String {
+pub(crate) fn random_hex(n: usize) -> String {
     use std::io::Read;
     let mut buf = vec![0u8; n];
     fs::File::open("/dev/urandom")

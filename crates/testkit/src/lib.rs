@@ -1,6 +1,8 @@
 //! Test harness for the backup engine: throwaway servers on loopback.
 //!
 //! - [`Garage`]: a single-node Garage S3 server with a bucket and a key;
+//! - [`GarageCluster`]: several Garage nodes (replication factor 3) with a
+//!   bucket and a key, whose nodes a test may kill and restart;
 //! - [`Postgres`]: a PostgreSQL cluster made with `initdb` and run with
 //!   `pg_ctl`.
 //!
@@ -10,9 +12,11 @@
 //! are meant for tests.
 
 mod garage;
+mod garage_cluster;
 mod postgres;
 
 pub use garage::Garage;
+pub use garage_cluster::GarageCluster;
 pub use postgres::Postgres;
 
 use std::io::Read;
