@@ -294,10 +294,9 @@ fn cluster_keeps_working_with_one_node_down_and_fails_cleanly_with_two() {
 /// minutes, with all three nodes up, whenever the stale node is among the
 /// first two to answer.
 ///
-/// KNOWN FAILURE (for the lead, see the last assertion): every command
-/// then fails with exit code 2 ("bad usage") because the phantom index
-/// object is a `NotFound`, and `exit.rs` maps `NotFound` to `USAGE` (right
-/// for an unknown snapshot id, wrong for an object the store just listed).
+/// Every command must then work: an object that is listed but gone when
+/// read is skipped (it was deleted; the listing is behind), never taken
+/// for damage or bad usage.
 #[test]
 fn cluster_node_back_with_stale_metadata_then_another_down() {
     let mut cluster = GarageCluster::start(3);
@@ -354,21 +353,19 @@ fn cluster_node_back_with_stale_metadata_then_another_down() {
     cluster.sync_tables();
     must_succeed(&env, &["verify", "--read-data"]);
     assert_eq!(env.listed_snapshots(), 1);
-    assert_restores(&env, &kept, &want, "after-sync");
+    // The stale-phase create and forget left one snapshot of the same tree.
+    assert_restores(&env, "latest", &want, "after-sync");
 
-    // KNOWN FAILURE, kept for the lead: with a stale node among the quorum,
-    // a command must either work (the phantom index is one the prune
-    // replaced) or fail as storage trouble that may pass (6), never as bad
-    // usage (2). Seen: every command above exits 2 with "cannot read
-    // s3://test-bucket/cluster/index/<id>: no such object".
+    // With a stale node among the quorum, a command must either work (the
+    // phantom objects are ones the prune deleted) or fail as storage
+    // trouble that may pass (6), never as bad usage (2).
     let wrong: Vec<_> = outcomes
         .iter()
         .filter(|(_, code, _, _)| *code != 0 && *code != 6)
         .collect();
     assert!(
         wrong.is_empty(),
-        "KNOWN FAILURE (stale Garage node in the quorum): commands that neither worked nor \
-         exited 6:\n{}",
+        "with a stale Garage node in the quorum, commands that neither worked nor exited 6:\n{}",
         wrong
             .iter()
             .map(|(cmd, code, took, err)| format!(

@@ -402,16 +402,22 @@ impl Repository {
                 continue;
             }
             let name = id.to_hex();
-            let tail = self
-                .store()
-                .get_range(Kind::Pack, &name, info.size - 4, 4)?;
+            // Listed but gone (a listing that is behind): nothing to recover.
+            let tail = match self.store().get_range(Kind::Pack, &name, info.size - 4, 4) {
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                other => other?,
+            };
             let hlen = u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")) as u64;
             if hlen + 4 > info.size {
                 continue;
             }
-            let header = self
+            let header = match self
                 .store()
-                .get_range(Kind::Pack, &name, info.size - 4 - hlen, hlen)?;
+                .get_range(Kind::Pack, &name, info.size - 4 - hlen, hlen)
+            {
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                other => other?,
+            };
             match parse_header(self.cipher(), &header, &id) {
                 Ok(blobs)
                     if blobs.iter().map(|b| b.length as u64).sum::<u64>() + hlen + 4
