@@ -21,9 +21,10 @@ Environment: BACKUP_REPOSITORY, BACKUP_PASSWORD, BACKUP_PASSWORD_FILE, BACKUP_CO
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, BACKUP_S3_PATH_STYLE.
 ";
 
+/// The command line.
 #[derive(Debug, Parser)]
 #[command(name = "backup", version, about = ABOUT, after_help = format!("{AFTER}\n{}", exit::HELP))]
-struct Cli {
+pub struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
     #[command(subcommand)]
@@ -56,6 +57,12 @@ enum Command {
     Export(commands::export::Args),
     /// Store a bundle written by `export` as a snapshot.
     Import(commands::import::Args),
+    /// What the daemon (backupd) says about its jobs: last and next runs, health.
+    Status(commands::status::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(commands::docs::CompletionArgs),
+    /// Write man pages (backup.1 and one per subcommand) into a directory.
+    Man(commands::docs::ManArgs),
     /// The system description (--config FILE): `config check` checks it against this machine.
     Config(commands::config::Args),
 }
@@ -110,6 +117,9 @@ fn run_command(global: &GlobalArgs, command: Command, out: Output) -> anyhow::Re
         Command::Prune(a) => commands::prune::run(&s()?, a, out),
         Command::Export(a) => commands::export::run(&s()?, a, out),
         Command::Import(a) => commands::import::run(&s()?, a, out),
+        Command::Status(a) => commands::status::run(&s()?, a, out),
+        Command::Completions(a) => commands::docs::completions(a),
+        Command::Man(a) => commands::docs::man(a),
         Command::Config(a) => commands::config::run(global.config.as_deref(), a, out),
     }
 }

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod create;
 pub mod diff;
+pub mod docs;
 pub mod export;
 pub mod forget;
 pub mod import;
@@ -14,6 +15,7 @@ pub mod rollback_apply;
 pub mod rollback_plan;
 pub mod show;
 pub mod snapshots;
+pub mod status;
 pub mod verify;
 
 use anyhow::Result;
