@@ -4,6 +4,7 @@
 mod cluster;
 mod common;
 mod crash;
+mod daemon;
 mod damage;
 mod exits;
 mod faults;

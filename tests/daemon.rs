@@ -1,0 +1,493 @@
+//! The real `backupd` process end to end, with schedules seconds apart,
+//! against a real PostgreSQL cluster and a local repository (and Garage in
+//! one test): snapshots appear, retention keeps the newest, prune runs,
+//! a restore drill reports, `/metrics` passes `promtool check metrics`,
+//! the token guards `POST`, SIGHUP with a broken file keeps the old one,
+//! SIGTERM stops a running job cleanly, `kill -9` mid-snapshot leaves a
+//! repository that verifies, a flipped byte turns `/healthz` unhealthy.
+
+use crate::common::*;
+use crate::postgres::support::new_database;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use testkit::Postgres;
+
+const TOKEN: &str = "s3cret-daemon-token";
+
+/// The `backupd` binary, built once.
+fn daemon_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo)
+            .args(["build", "-q", "-p", "backupd", "--bin", "backupd"])
+            .current_dir(&root)
+            .status()
+            .expect("run cargo build")
+            .success();
+        assert!(ok, "building backupd failed");
+        bin().with_file_name("backupd")
+    })
+    .clone()
+}
+
+/// A running daemon; killed on drop.
+struct Daemon {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Daemon {
+    fn start(env: &Env, config: &Path) -> Daemon {
+        let port = free_port();
+        let log = env.path(&format!("backupd-{port}.log"));
+        let mut c = Command::new(daemon_bin());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("BACKUP") || k.starts_with("AWS_") {
+                c.env_remove(k);
+            }
+        }
+        for (k, v) in &env.extra {
+            c.env(k, v);
+        }
+        let child = c
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let d = Daemon { child, port, log };
+        d.wait_for("the HTTP port", Duration::from_secs(30), || {
+            d.get("/healthz").is_some()
+        });
+        d
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A request; (status, body).
+    fn request(&self, method: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        let code = out.split_whitespace().nth(1)?.parse().ok()?;
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Some((code, body))
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        self.request("GET", path, None)
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let (code, body) = self.get(path).expect("the daemon answers");
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    }
+
+    fn wait_for(&self, what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+        let t0 = Instant::now();
+        while !ok() {
+            assert!(
+                t0.elapsed() < limit,
+                "waited {limit:?} for {what}; daemon log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn job<'a>(status: &'a Value, name: &str) -> &'a Value {
+        status["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == name)
+            .unwrap()
+    }
+
+    fn successes(&self, name: &str) -> u64 {
+        Self::job(&self.json("/v1/status"), name)["totals"]["success"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+}
+
+/// A system file with a database and a tree, and `schedules` (TOML).
+fn write_config(env: &Env, conn: &str, schedules: &str) -> PathBuf {
+    let pw = env.path("password");
+    std::fs::write(&pw, env.password.as_deref().unwrap()).unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let token = env.path("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = format!(
+        "repository = {:?}\npassword_file = {:?}\nstate_dir = {:?}\n\n[[postgres]]\nname = \"dms\"\nconnection = {conn:?}\n\n\
+         [[files]]\nname = \"app\"\npath = {:?}\n\n[retention]\nkeep_last = 2\n\n[daemon]\ntoken_file = {:?}\n\n{schedules}",
+        env.repo,
+        pw.display().to_string(),
+        env.path("state").display().to_string(),
+        env.path("app").display().to_string(),
+        token.display().to_string(),
+    );
+    let p = env.path("backup.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn app_tree(env: &Env) {
+    let app = env.path("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("main.js"), "console.log('v1')\n").unwrap();
+    std::fs::write(app.join("asset.bin"), random_bytes(5, 200_000)).unwrap();
+}
+
+fn promtool(metrics: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/install-test-deps.sh installs Debian's prometheus package)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{metrics}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn metric(metrics: &str, name_and_labels: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name_and_labels} in\n{metrics}"))
+}
+
+const SCHEDULES: &str = r#"
+[[schedule]]
+name = "snap"
+job = "create"
+cron = "*/2 * * * * *"
+tags = ["auto"]
+
+[[schedule]]
+name = "check"
+job = "verify"
+cron = "*/3 * * * * *"
+read_data_subset = "50%"
+
+[[schedule]]
+name = "tidy"
+job = "forget"
+cron = "*/4 * * * * *"
+
+[[schedule]]
+name = "shrink"
+job = "prune"
+cron = "*/5 * * * * *"
+
+[[schedule]]
+name = "drill"
+job = "restore-drill"
+cron = "0 0 0 1 1 *"
+"#;
+
+#[test]
+fn the_daemon_snapshots_verifies_forgets_prunes_drills_and_reports() {
+    let pg = Postgres::start();
+    new_database(&pg, "dms", "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, 'row ' || i FROM generate_series(1, 500) i;");
+    let env = Env::local();
+    app_tree(&env);
+    let config = write_config(&env, &pg.conninfo("dms"), SCHEDULES);
+    Run::from(
+        env.cmd(&["init", "--config", config.to_str().unwrap()])
+            .env_remove("BACKUP_REPOSITORY")
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    let d = Daemon::start(&env, &config);
+    // Metrics are there from the start, before any run.
+    let m = d.get("/metrics").unwrap().1;
+    promtool(&m);
+    assert_eq!(metric(&m, "backup_snapshots"), 0.0);
+    assert_eq!(metric(&m, r#"backup_build_info{version="0.1.0"}"#), 1.0);
+    // Snapshots appear; forget keeps the newest two (prune beside them).
+    d.wait_for(
+        "three creates, a forget and a prune",
+        Duration::from_secs(90),
+        || {
+            d.successes("snap") >= 3
+                && d.successes("tidy") >= 1
+                && d.successes("shrink") >= 1
+                && d.successes("check") >= 1
+        },
+    );
+    // The drill is run on request, with the token only.
+    assert_eq!(
+        d.request("POST", "/v1/jobs/drill/run", None).unwrap().0,
+        401
+    );
+    assert_eq!(
+        d.request("POST", "/v1/jobs/drill/run", Some("wrong"))
+            .unwrap()
+            .0,
+        401
+    );
+    assert!(
+        d.log().contains("refused a request to run a job"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        d.request("POST", "/v1/jobs/nosuch/run", Some(TOKEN))
+            .unwrap()
+            .0,
+        404
+    );
+    assert_eq!(
+        d.request("POST", "/v1/jobs/drill/run", Some(TOKEN))
+            .unwrap()
+            .0,
+        202
+    );
+    d.wait_for("the drill", Duration::from_secs(60), || {
+        d.successes("drill") >= 1
+    });
+    let status = d.json("/v1/status");
+    let drill = Daemon::job(&status, "drill");
+    assert!(
+        drill["last"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("500 rows"),
+        "{drill}"
+    );
+    assert!(status["healthy"] == true, "{status}");
+    let m = d.get("/metrics").unwrap().1;
+    promtool(&m);
+    assert!(
+        metric(&m, "backup_restore_drill_duration_seconds") > 0.0,
+        "{m}"
+    );
+    assert!(metric(&m, r#"backup_runs_total{job="snap",result="success"}"#) >= 3.0);
+    assert!(metric(&m, r#"backup_last_success_timestamp_seconds{job="snap"}"#) > 1.7e9);
+    assert!(
+        metric(
+            &m,
+            r#"backup_verify_last_success_timestamp_seconds{kind="read-data"}"#
+        ) > 1.7e9
+    );
+    assert!(metric(&m, "backup_repository_size_bytes") > 0.0);
+    // Retention: at most keep_last 2, plus the ones taken since the last forget.
+    let snaps = d.json("/v1/snapshots");
+    assert!(!snaps.as_array().unwrap().is_empty());
+    // `backup status` reads the same.
+    let s = Run::from(
+        env.cmd(&["status", "--daemon", &format!("127.0.0.1:{}", d.port)])
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    assert!(
+        s.stdout.contains("healthy") && s.stdout.contains("snap"),
+        "{}",
+        s.stdout
+    );
+    // SIGTERM: stops within the deadline; the repository verifies.
+    d.signal("TERM");
+    let mut d = d;
+    let t0 = Instant::now();
+    while d.child.try_wait().unwrap().is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "backupd did not stop on SIGTERM:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(d.log().contains("backupd stopped"), "{}", d.log());
+    env.run(&["verify", "--read-data"]).ok();
+}
+
+#[test]
+fn bad_config_reload_keeps_the_old_one_and_bad_files_are_refused_at_start() {
+    let pg = Postgres::start();
+    new_database(&pg, "dms", "CREATE TABLE t (id int);");
+    let env = Env::local();
+    app_tree(&env);
+    let good = "[[schedule]]\nname = \"snap\"\njob = \"create\"\ncron = \"*/2 * * * * *\"\n";
+    write_config(&env, &pg.conninfo("dms"), good);
+    env.run(&["init"]).ok();
+    // A bad cron expression is refused at start, naming key and field.
+    let bad = write_config(
+        &env,
+        &pg.conninfo("dms"),
+        "[[schedule]]\nname = \"snap\"\njob = \"create\"\ncron = \"0 0 25 * * *\"\n",
+    );
+    let out = Command::new(daemon_bin())
+        .args(["--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("schedule[0].cron") && err.contains("Hours"),
+        "{err}"
+    );
+    // A world-readable token file is refused.
+    let config = write_config(&env, &pg.conninfo("dms"), good);
+    std::fs::set_permissions(env.path("token"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(daemon_bin())
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("readable by every user"));
+    std::fs::set_permissions(env.path("token"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A port in use is a clear error.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(daemon_bin())
+        .args(["--config", config.to_str().unwrap(), "--listen", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen"));
+    // SIGHUP with a broken file: logged, the old schedule keeps running.
+    let d = Daemon::start(&env, &config);
+    d.wait_for("a snapshot", Duration::from_secs(30), || {
+        d.successes("snap") >= 1
+    });
+    std::fs::write(&config, "this is = not [valid toml").unwrap();
+    d.signal("HUP");
+    d.wait_for("the reload to be refused", Duration::from_secs(10), || {
+        d.log().contains("the old one stays in force")
+    });
+    let before = d.successes("snap");
+    d.wait_for(
+        "a snapshot after the refused reload",
+        Duration::from_secs(30),
+        || d.successes("snap") > before,
+    );
+}
+
+#[test]
+fn a_killed_daemon_leaves_a_repository_that_verifies_and_damage_turns_it_unhealthy() {
+    let pg = Postgres::start();
+    new_database(&pg, "dms", "CREATE TABLE t (id int, v text); INSERT INTO t SELECT i, repeat('x', 200) FROM generate_series(1, 20000) i;");
+    let env = Env::local();
+    app_tree(&env);
+    std::fs::write(env.path("app/big.bin"), random_bytes(9, 30_000_000)).unwrap();
+    let schedules = "[[schedule]]\nname = \"snap\"\njob = \"create\"\ncron = \"*/1 * * * * *\"\n\n\
+                     [[schedule]]\nname = \"check\"\njob = \"verify\"\ncron = \"0 0 0 1 1 *\"\nread_data_subset = \"100%\"\n";
+    let config = write_config(&env, &pg.conninfo("dms"), schedules);
+    env.run(&["init"]).ok();
+    let mut d = Daemon::start(&env, &config);
+    // kill -9 while a snapshot is being taken.
+    d.wait_for("a create to start", Duration::from_secs(30), || {
+        d.log().contains("job started")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    env.run(&["verify", "--read-data"]).ok();
+    // After a restart the next run succeeds (the killed one's lock is gone).
+    let d = Daemon::start(&env, &config);
+    d.wait_for(
+        "a snapshot after the restart",
+        Duration::from_secs(60),
+        || d.successes("snap") >= 1,
+    );
+    // A flipped byte in a pack: the verify job fails, /healthz says so.
+    drop(d);
+    let packs = files_under(&Path::new(&env.repo).join("data"));
+    let biggest = packs
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    flip_byte(biggest, 100);
+    let d = Daemon::start(&env, &config);
+    assert_eq!(
+        d.request("POST", "/v1/jobs/check/run", Some(TOKEN))
+            .unwrap()
+            .0,
+        202
+    );
+    d.wait_for("the verify to fail", Duration::from_secs(60), || {
+        Daemon::job(&d.json("/v1/status"), "check")["totals"]["failure"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    });
+    let (code, body) = d.get("/healthz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("verification"), "{body}");
+    let m = d.get("/metrics").unwrap().1;
+    assert!(
+        metric(&m, r#"backup_verify_failures_total{kind="read-data"}"#) >= 1.0,
+        "{m}"
+    );
+    // Straight after a restart, /healthz is still unhealthy (from the state).
+    drop(d);
+    let d = Daemon::start(&env, &config);
+    assert_eq!(d.get("/healthz").unwrap().0, 503);
+}
