@@ -308,7 +308,15 @@ pub fn create_snapshot(
     let parents = if options.files_options.force {
         vec![None; roots.len()]
     } else {
-        find_parents(repo, &earlier, &snap.host, &roots)
+        // A copy recorded under another path (a rollback's kept state) is
+        // compared with what was captured at that path.
+        let recorded: Vec<PathBuf> = options
+            .files
+            .iter()
+            .zip(&roots)
+            .map(|(s, r)| s.record_as.clone().unwrap_or_else(|| r.clone()))
+            .collect();
+        find_parents(repo, &earlier, &snap.host, &recorded)
     };
     for (((root, parent), name), source) in
         roots.iter().zip(&parents).zip(names).zip(&options.files)
