@@ -171,9 +171,14 @@ fn stage_selection(
         .map(|i| i.node.size)
         .sum();
     progress.phase("restoring", Some(total));
+    let workers = if workers == 0 {
+        default_workers()
+    } else {
+        workers
+    };
     write_contents(repo, &dir, items, workers, progress)?;
     progress.phase("verifying restored files", Some(total));
-    verify_staged(&dir, items, progress)?;
+    verify_staged(&dir, items, workers, progress)?;
     apply_metadata(&dir, items, no_xattrs)?;
     let files = items
         .iter()
@@ -268,20 +273,20 @@ fn write_contents(
         })
         .collect();
     packs.sort_by_key(|(id, _)| *id);
-    let workers = if workers == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .max(2)
-    } else {
-        workers
-    };
     crate::parallel::for_each_parallel(
         &packs,
         workers,
         || Ok(()),
         |_, (pack, blobs)| restore_pack(repo, dir, pack, blobs, &uses, items, progress),
     )
+}
+
+/// One pack reader per core, at least two.
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(2)
 }
 
 /// Largest gap between two needed blobs that is read through rather than
@@ -353,35 +358,49 @@ fn write_at(f: &std::fs::File, data: &[u8], off: u64, sparse: bool) -> std::io::
     Ok(())
 }
 
-fn verify_staged(dir: &DirHandle, items: &[Item], progress: &dyn Progress) -> Result<()> {
-    let mut buf = vec![0u8; 1024 * 1024];
-    let files = items
+/// Reads every staged file back and checks it against its size and SHA-256,
+/// on `workers` threads.
+fn verify_staged(
+    dir: &DirHandle,
+    items: &[Item],
+    workers: usize,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let files: Vec<&Item> = items
         .iter()
-        .filter(|i| i.node.kind == NodeKind::File && i.link.is_none());
-    for it in files {
-        let mut f = dir.open_file(&it.rel, false)?;
-        let mut h = Sha256::new();
-        let mut n = 0u64;
-        loop {
-            let r = f
-                .read(&mut buf)
-                .map_err(|e| target_err(format!("cannot read back {}", shown(&it.rel)), e))?;
-            if r == 0 {
-                break;
-            }
-            h.update(&buf[..r]);
-            n += r as u64;
-            progress.inc(r as u64);
+        .filter(|i| i.node.kind == NodeKind::File && i.link.is_none())
+        .collect();
+    crate::parallel::for_each_parallel(
+        &files,
+        workers,
+        || Ok(vec![0u8; 1024 * 1024]),
+        |buf, it| verify_one(dir, it, buf, progress),
+    )
+}
+
+fn verify_one(dir: &DirHandle, it: &Item, buf: &mut [u8], progress: &dyn Progress) -> Result<()> {
+    let mut f = dir.open_file(&it.rel, false)?;
+    let mut h = Sha256::new();
+    let mut n = 0u64;
+    loop {
+        let r = f
+            .read(buf)
+            .map_err(|e| target_err(format!("cannot read back {}", shown(&it.rel)), e))?;
+        if r == 0 {
+            break;
         }
-        let got = hex::encode(h.finalize());
-        if n != it.node.size || Some(&got) != it.node.sha256.as_ref() {
-            return Err(Error::corrupt(format!(
-                "restored {} does not match its SHA-256 in the snapshot (got {got}, want {}): \
-                 nothing was moved into place",
-                it.node.path,
-                it.node.sha256.as_deref().unwrap_or("?")
-            )));
-        }
+        h.update(&buf[..r]);
+        n += r as u64;
+        progress.inc(r as u64);
+    }
+    let got = hex::encode(h.finalize());
+    if n != it.node.size || Some(&got) != it.node.sha256.as_ref() {
+        return Err(Error::corrupt(format!(
+            "restored {} does not match its SHA-256 in the snapshot (got {got}, want {}): \
+             nothing was moved into place",
+            it.node.path,
+            it.node.sha256.as_deref().unwrap_or("?")
+        )));
     }
     Ok(())
 }

@@ -74,6 +74,28 @@ pub(crate) fn record<T: AsRef<str>>(
     });
 }
 
+/// Records a step that ran from `started` for `secs` with `result`.
+pub(crate) fn record_secs<T: AsRef<str>>(
+    j: &mut Journal,
+    name: &str,
+    started: DateTime<Utc>,
+    secs: f64,
+    result: &Result<T>,
+) {
+    let (ok, detail) = match result {
+        Ok(d) => (true, d.as_ref().to_string()),
+        Err(e) => (false, e.to_string()),
+    };
+    j.steps.push(StepRecord {
+        name: name.to_string(),
+        started,
+        duration_secs: secs,
+        ok,
+        detail,
+        output: None,
+    });
+}
+
 /// Records a step that succeeded and took no measurable time of its own.
 pub(crate) fn record_ok(j: &mut Journal, name: &str, started: DateTime<Utc>, detail: &str) {
     let secs = (Utc::now() - started).num_microseconds().unwrap_or(0) as f64 / 1e6;

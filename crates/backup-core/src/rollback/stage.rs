@@ -239,7 +239,12 @@ fn check_index(
     Ok(())
 }
 
-/// Stages every component, recording each in the journal as it is done.
+/// One staging step as it ended: component, start, seconds, result.
+type Staged = (String, chrono::DateTime<chrono::Utc>, f64, Result<String>);
+
+/// Stages every component: the databases load on their servers while the
+/// trees are written here, the two at once. Each step is recorded in the
+/// journal; the first failure is returned (after both sides stopped).
 pub(crate) fn stage_all(
     session: &Session,
     snap: &Snapshot,
@@ -247,25 +252,56 @@ pub(crate) fn stage_all(
     j: &mut Journal,
 ) -> Result<()> {
     let (dbs, files) = match_components(session.system, snap)?;
-    for i in 0..j.components.len() {
+    let mut comps = std::mem::take(&mut j.components);
+    let (db_part, file_part): (Vec<&mut Switch>, Vec<&mut Switch>) = comps
+        .iter_mut()
+        .partition(|c| matches!(c, Switch::Postgres(_)));
+    let (db_steps, file_steps) = std::thread::scope(|scope| {
+        let databases = scope.spawn(|| stage_each(session, db_part, &dbs, &files));
+        let trees = stage_each(session, file_part, &dbs, &files);
+        (databases.join().expect("the staging thread"), trees)
+    });
+    j.components = comps;
+    let mut first_error = None;
+    for (name, started, secs, result) in db_steps.into_iter().chain(file_steps) {
+        super::run::record_secs(j, &format!("stage {name}"), started, secs, &result);
+        if let (Err(e), None) = (result, &first_error) {
+            first_error = Some(e);
+        }
+    }
+    state.save(j)?;
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Stages `parts` in order, stopping at the first failure.
+fn stage_each(
+    session: &Session,
+    parts: Vec<&mut Switch>,
+    dbs: &[&PostgresComponent],
+    files: &[&FilesComponent],
+) -> Vec<Staged> {
+    let mut out = Vec::new();
+    for c in parts {
         let started = chrono::Utc::now();
         let t0 = std::time::Instant::now();
-        let name = j.components[i].name().to_string();
-        let result = match &mut j.components[i] {
+        let name = c.name().to_string();
+        let result = match c {
             Switch::Postgres(d) => {
-                let comp = dbs.iter().find(|c| c.name == d.name).expect("matched");
+                let comp = dbs.iter().find(|x| x.name == d.name).expect("matched");
                 stage_db(session, comp, d)
             }
             Switch::Files(f) => {
-                let comp = files.iter().find(|c| c.name() == f.name).expect("matched");
+                let comp = files.iter().find(|x| x.name() == f.name).expect("matched");
                 stage_tree(session, comp, f)
             }
         };
-        super::run::record(j, &format!("stage {name}"), started, t0, &result, None);
-        result?;
-        state.save(j)?;
+        let failed = result.is_err();
+        out.push((name, started, t0.elapsed().as_secs_f64(), result));
+        if failed {
+            break;
+        }
     }
-    Ok(())
+    out
 }
 
 fn stage_db(session: &Session, comp: &PostgresComponent, d: &DatabaseSwitch) -> Result<String> {
