@@ -191,8 +191,8 @@ fn kept_of(j: &Journal) -> Vec<Kept> {
 }
 
 /// Rolls the system back to snapshot `id`. An unfinished earlier operation
-/// is first finished or reverted ([`resume`]); when it finished, that is
-/// the result.
+/// is first finished or reverted ([`resume`]); when it was a rollback to
+/// the same snapshot and it finished, that is the result.
 pub fn rollback(
     session: &Session,
     id: &Id,
@@ -200,7 +200,8 @@ pub fn rollback(
     options: &RollbackOptions,
 ) -> Result<RollbackReport> {
     if let Some(report) = resume(session)? {
-        if !report.reverted() {
+        // The same rollback, finished: done. Reverted, or another one: go on.
+        if !report.reverted() && report.snapshot == id.to_hex() {
             return Ok(report);
         }
     }
