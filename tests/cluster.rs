@@ -28,9 +28,10 @@ fn cluster_env(cluster: &GarageCluster) -> Env {
 /// Runs `backup ARGS`, killed after [`KILL_AFTER`] (a panic then); returns
 /// the run and how long it took.
 fn run_bounded(env: &Env, args: &[&str]) -> (Run, Duration) {
+    // The binary is built on first use (a fresh clone): not part of the time.
+    let mut cmd = env.cmd(args);
     let start = Instant::now();
-    let mut child = env
-        .cmd(args)
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
