@@ -57,15 +57,14 @@ fn assert_restores(env: &Env, snaps: &[(String, BTreeMap<String, Entry>)], what:
     }
 }
 
-fn forget_oldest_two(env: &Env, snaps: &[(String, BTreeMap<String, Entry>)]) {
+fn forget_oldest_two(env: &Env) {
     env.run(&["forget", "--keep-last", "2"]).ok();
     assert_eq!(env.listed_snapshots(), 2);
-    let _ = snaps;
 }
 
 fn prune_cycle(env: &Env) {
     let snaps = history(env);
-    forget_oldest_two(env, &snaps);
+    forget_oldest_two(env);
     let kept = &snaps[2..];
     let dry = env.run(&["prune", "--dry-run", "--json"]).ok().json();
     assert_eq!(dry["dry_run"], true);
@@ -99,7 +98,7 @@ fn prune_frees_the_space_of_forgotten_snapshots_and_the_rest_restores() {
     let env = Env::local();
     let snaps = history(&env);
     let before = data_bytes(&env);
-    forget_oldest_two(&env, &snaps);
+    forget_oldest_two(&env);
     let r = env
         .run(&["prune", "--max-unused", "0%", "--json"])
         .ok()
@@ -123,7 +122,7 @@ fn prune_on_garage_s3() {
     env.repo = format!("s3://{}/prune", garage.bucket());
     env.extra = garage.env();
     let snaps = history(&env);
-    forget_oldest_two(&env, &snaps);
+    forget_oldest_two(&env);
     let r = env
         .run(&[
             "forget",
@@ -150,7 +149,7 @@ fn forget_prune_dry_run_shows_what_both_would_free() {
 }
 
 fn prune_cycle_dry(env: &Env) {
-    let snaps = history(env);
+    history(env);
     let before = data_bytes(env);
     let r = env
         .run(&[
@@ -169,7 +168,6 @@ fn prune_cycle_dry(env: &Env) {
     );
     assert_eq!(env.listed_snapshots(), 4, "a dry run removed snapshots");
     assert_eq!(data_bytes(env), before, "a dry run removed data");
-    let _ = snaps;
 }
 
 #[test]
@@ -182,7 +180,7 @@ fn a_killed_prune_leaves_a_valid_repository_and_the_next_one_finishes() {
     ] {
         let env = Env::local();
         let snaps = history(&env);
-        forget_oldest_two(&env, &snaps);
+        forget_oldest_two(&env);
         let mut c = env.cmd(&["prune", "--max-unused", "0%"]);
         c.env("BACKUP_FAILPOINT", point);
         let r = Run::from(c.output().unwrap());
@@ -204,7 +202,7 @@ fn a_killed_prune_leaves_a_valid_repository_and_the_next_one_finishes() {
 fn a_create_beside_a_prune_waits_and_both_leave_valid_snapshots() {
     let env = Env::local();
     let snaps = history(&env);
-    forget_oldest_two(&env, &snaps);
+    forget_oldest_two(&env);
     // A big tree keeps the create busy (and its shared lock held).
     let big = env.path("big");
     std::fs::create_dir_all(&big).unwrap();
@@ -262,8 +260,8 @@ fn a_create_beside_a_prune_waits_and_both_leave_valid_snapshots() {
 #[test]
 fn prune_refuses_while_a_snapshot_cannot_be_read() {
     let env = Env::local();
-    let snaps = history(&env);
-    forget_oldest_two(&env, &snaps);
+    history(&env);
+    forget_oldest_two(&env);
     let manifest = files_under(&Path::new(&env.repo).join("snapshots")).remove(0);
     flip_byte(&manifest, 10);
     let before = data_bytes(&env);

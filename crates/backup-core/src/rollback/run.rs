@@ -60,18 +60,10 @@ pub(crate) fn record<T: AsRef<str>>(
     result: &Result<T>,
     output: Option<String>,
 ) {
-    let (ok, detail) = match result {
-        Ok(d) => (true, d.as_ref().to_string()),
-        Err(e) => (false, e.to_string()),
-    };
-    j.steps.push(StepRecord {
-        name: name.to_string(),
-        started,
-        duration_secs: t0.elapsed().as_secs_f64(),
-        ok,
-        detail,
-        output: output.filter(|o| !o.is_empty()),
-    });
+    record_secs(j, name, started, t0.elapsed().as_secs_f64(), result);
+    if let Some(step) = j.steps.last_mut() {
+        step.output = output.filter(|o| !o.is_empty());
+    }
 }
 
 /// Records a step that ran from `started` for `secs` with `result`.
