@@ -16,7 +16,9 @@
 //!    `createdb` + `pg_restore -j2` from the directory dump and `backup restore
 //!    --postgres-target` into new databases (both checked against the original: row counts,
 //!    indexes, constraints, triggers, views); `backup rollback plan` of the first snapshot
-//!    against the live database (compared with the restore time); then, once, `backup create` after the audit log
+//!    against the live database (compared with the restore time); a full
+//!    `backup verify --read-data` and a restore drill (`backup verify --restore-test`, the
+//!    daemon's proof, compared with `pg_restore -j2`); then, once, `backup create` after the audit log
 //!    grew by 5%, and `backup restore --replace` over the live database at two sizes (the full
 //!    one and a quarter of it) while a session is connected to it;
 //! 4. reads, for every timed run, peak memory (max RSS) and user+sys CPU of the client through
@@ -51,6 +53,8 @@ mod bench;
 mod data;
 #[path = "postgres/measure.rs"]
 mod measure;
+#[path = "postgres/proofs.rs"]
+mod proofs;
 #[path = "postgres/sampler.rs"]
 mod sampler;
 #[path = "postgres/schema.rs"]

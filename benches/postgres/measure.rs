@@ -183,6 +183,9 @@ impl Bench<'_> {
             .as_array()
             .map_or(0, |t| t.len());
 
+        // -- the daemon's proofs: full read-data verify, restore drill --
+        let proofs = self.proofs(&first_id, &pg_restore)?;
+
         // -- the audit log grows by 5% --
         let grow = scale.audit / 20;
         let t = Instant::now();
@@ -305,6 +308,7 @@ impl Bench<'_> {
             "  backup rollback plan",
             format!("{} ({planned_tables} tables)", plan_time.summary()),
         ));
+        rows.extend(proofs);
         rows.push(time_ratio(
             "unchanged create: second / first time",
             create2.secs,

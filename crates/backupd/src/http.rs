@@ -1,14 +1,15 @@
 //! The HTTP side (loopback by default): `/healthz`, `/metrics`,
-//! `/v1/status`, `/v1/snapshots`, and `POST /v1/jobs/{name}/run`, which
-//! needs `Authorization: Bearer <token>`.
+//! `/v1/status`, `/v1/snapshots`, `POST /v1/jobs/{name}/run`, and the
+//! planned rollbacks of `planned_http`; what changes state needs
+//! `Authorization: Bearer <token>`.
 
-use crate::daemon::Shared;
 use crate::schedule::overdue;
+use crate::shared::Shared;
 use crate::state::Outcome;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -21,6 +22,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/snapshots", get(snapshots))
         .route("/v1/jobs/{name}/run", post(run_job))
+        .route(
+            "/v1/rollbacks",
+            get(crate::planned_http::list).post(crate::planned_http::submit),
+        )
+        .route("/v1/rollbacks/{id}", delete(crate::planned_http::cancel))
         .with_state(shared)
 }
 
@@ -30,7 +36,7 @@ pub fn problems(shared: &Shared) -> Vec<String> {
     let config = shared.config();
     let state = shared.state();
     let running = shared.running();
-    let now = chrono::Utc::now();
+    let now = shared.now();
     let mut out = Vec::new();
     for s in &config.system.schedules {
         let Some(job) = state.jobs.get(&s.name) else {
@@ -122,6 +128,7 @@ pub fn status_json(shared: &Shared) -> Value {
             "coverage_ratio": shared.coverage(),
         },
         "restore_drill_secs": state.drill_secs,
+        "rollbacks": shared.planned(),
         "repository": {"size_bytes": shared.repo_stats().size_bytes, "snapshots": shared.repo_stats().snapshots},
     })
 }
@@ -157,7 +164,10 @@ async fn snapshots(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 /// Whether the request carries the configured token.
-fn authorized(shared: &Shared, headers: &HeaderMap) -> Result<(), (StatusCode, &'static str)> {
+pub(crate) fn authorized(
+    shared: &Shared,
+    headers: &HeaderMap,
+) -> Result<(), (StatusCode, &'static str)> {
     let Some(token) = shared.config().token.clone() else {
         return Err((StatusCode::FORBIDDEN, "no token is configured (daemon.token_file or BACKUPD_TOKEN): state-changing requests are off"));
     };

@@ -122,6 +122,26 @@ pub fn run_job(
     }
 }
 
+impl JobResult {
+    /// A run that failed before it could start (retryable: the next try may work).
+    pub fn failed(error: String) -> JobResult {
+        let now = Utc::now();
+        JobResult {
+            record: RunRecord {
+                start: now,
+                end: now,
+                result: Outcome::Failure,
+                bytes: None,
+                detail: String::new(),
+                error: Some(error),
+                retryable: true,
+            },
+            verify: None,
+            drill_secs: None,
+        }
+    }
+}
+
 type Done = backup_core::Result<(String, Option<u64>)>;
 
 fn run_create(

@@ -5,14 +5,25 @@
 //!
 //! `main` is a thin shell over [`run`], which tests drive directly.
 
+pub mod backend;
+pub mod clock;
 pub mod daemon;
 pub mod http;
 pub mod jobs;
+pub mod loaded;
 pub mod metrics;
+pub mod notify;
+pub mod planned;
+pub mod planned_http;
 pub mod schedule;
+pub mod shared;
 pub mod state;
 
-pub use daemon::{Control, Loaded, Shared};
+pub use backend::{Backend, RealBackend};
+pub use clock::Clock;
+pub use daemon::Control;
+pub use loaded::Loaded;
+pub use shared::Shared;
 
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -29,7 +40,7 @@ pub async fn run(
     control: mpsc::Receiver<Control>,
 ) -> Result<()> {
     let loaded = Loaded::load(config)?;
-    let shared = Arc::new(Shared::new(loaded)?);
+    let shared = Arc::new(Shared::new(loaded, Clock::Wall, Arc::new(RealBackend))?);
     let addr = listener
         .local_addr()
         .context("the listener has no address")?;

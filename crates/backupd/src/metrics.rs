@@ -3,8 +3,8 @@
 //! the repository figures read at start-up and after every job, so every
 //! metric is present from the first scrape.
 
-use crate::daemon::Shared;
 use crate::schedule::overdue;
+use crate::shared::Shared;
 use backup_core::system::JobKind;
 use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
@@ -87,7 +87,7 @@ fn jobs(r: &Registry, shared: &Shared) {
     let config = shared.config();
     let state = shared.state();
     let running = shared.running();
-    let now = chrono::Utc::now();
+    let now = shared.now();
     for s in &config.system.schedules {
         let job = state.jobs.get(&s.name).cloned().unwrap_or_default();
         let l = [s.name.as_str()];

@@ -94,6 +94,7 @@ mod tests {
             cron_schedule: parse_cron(cron).unwrap(),
             tags: Vec::new(),
             read_data_subset: None,
+            ping_url: None,
         }
     }
 

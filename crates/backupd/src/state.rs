@@ -80,6 +80,9 @@ pub struct JobState {
     pub totals: BTreeMap<String, u64>,
     /// Failures in a row (for the back-off).
     pub failures_in_row: u32,
+    /// The due time that was last reported overdue (reported once).
+    #[serde(default)]
+    pub overdue_notified: Option<DateTime<Utc>>,
 }
 
 impl JobState {

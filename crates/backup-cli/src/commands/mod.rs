@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod create;
+pub mod daemon_client;
 pub mod diff;
 pub mod docs;
 pub mod export;

@@ -1,9 +1,10 @@
 //! `backup status`: what the daemon says about its jobs (`/v1/status`).
 
+use super::daemon_client;
 use crate::exit;
 use crate::output::Output;
 use crate::settings::Settings;
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use serde_json::Value;
 
 /// Flags of `status`.
@@ -16,19 +17,8 @@ pub struct Args {
 
 /// Runs `status`.
 pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
-    let addr = match (&a.daemon, s.system().and_then(|sys| sys.daemon.as_ref())) {
-        (Some(d), _) => d.clone(),
-        (None, Some(d)) => d.listen.to_string(),
-        (None, None) => backup_core::system::DEFAULT_LISTEN.to_string(),
-    };
-    let url = format!("http://{addr}/v1/status");
-    let status: Value = match ureq::get(&url).timeout(std::time::Duration::from_secs(10)).call() {
-        Ok(r) => r.into_json().context("the daemon's answer is not JSON")?,
-        Err(e) => bail!(backup_core::Error::new(
-            backup_core::ErrorKind::Storage,
-            format!("cannot reach the daemon at {url} ({e}): is backupd running, and is daemon.listen right?")
-        )),
-    };
+    let base = daemon_client::base_url(s, a.daemon.as_deref());
+    let status = daemon_client::get(&base, "/v1/status")?;
     if out.json {
         out.print_json(&status);
     } else {
@@ -83,6 +73,28 @@ fn print_status(s: &Value, out: Output) {
             text(&j["next_run"]),
             text(&j["last_success"]),
             result
+        ));
+    }
+    print_rollbacks(s, out);
+}
+
+fn print_rollbacks(s: &Value, out: Output) {
+    let planned: Vec<&Value> = s["rollbacks"].as_array().into_iter().flatten().collect();
+    if planned.is_empty() {
+        return;
+    }
+    out.say(format!(
+        "{:<16} {:<20} {:<9} {:<11} DETAIL",
+        "ROLLBACK", "AT (UTC)", "SNAPSHOT", "STATE"
+    ));
+    for p in planned {
+        out.say(format!(
+            "{:<16} {:<20} {:<9} {:<11} {}",
+            p["id"].as_str().unwrap_or(""),
+            text(&p["at"]),
+            p["snapshot"].as_str().unwrap_or("").get(..8).unwrap_or(""),
+            p["state"].as_str().unwrap_or(""),
+            p["detail"].as_str().unwrap_or("")
         ));
     }
 }

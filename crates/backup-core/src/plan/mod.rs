@@ -28,7 +28,7 @@ pub use database::{
     DatabasePlan, LiveDatabaseState, LiveTable, RowSource, Statistics, TablePlan, Written,
 };
 pub use files::FilesPlan;
-pub use moved::{live_moved, Moved};
+pub use moved::{check_plan, live_moved, CheckedPlan, Moved};
 pub use render::{render_markdown, render_text};
 pub use schema::{SchemaChange, SchemaDiff, SchemaObject};
 

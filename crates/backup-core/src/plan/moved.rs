@@ -62,6 +62,38 @@ pub fn live_moved(system: &System, plan: &Plan) -> Result<Vec<Moved>> {
     Ok(out)
 }
 
+/// A reviewed plan checked against the repository and the live system:
+/// the snapshot it rolls back to, and what moved since it was made.
+#[derive(Debug, Clone)]
+pub struct CheckedPlan {
+    /// The snapshot's id.
+    pub id: crate::id::Id,
+    /// The snapshot.
+    pub snapshot: crate::snapshot::Snapshot,
+    /// What moved since the plan was made; empty when it may be applied.
+    pub moved: Vec<Moved>,
+}
+
+/// Checks a plan before it is carried out, by the command and the daemon
+/// alike: refuses an edited or damaged plan and one made for another
+/// snapshot (errors), and says what moved in the live state since.
+pub fn check_plan(
+    repo: &crate::repository::Repository,
+    system: &System,
+    plan: &Plan,
+) -> Result<CheckedPlan> {
+    plan.check_hash()?;
+    let id = crate::id::Id::from_hex(&plan.snapshot)?;
+    let snapshot = crate::snapshot::load_snapshot(repo, &id)?;
+    plan.check_snapshot(id, &snapshot)?;
+    let moved = live_moved(system, plan)?;
+    Ok(CheckedPlan {
+        id,
+        snapshot,
+        moved,
+    })
+}
+
 /// A component the system description no longer names.
 fn gone(name: &str) -> Moved {
     Moved {

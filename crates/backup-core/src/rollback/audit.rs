@@ -117,6 +117,25 @@ pub fn record(repo: &Repository, j: &Journal) -> Result<Id> {
     repo.put_sealed(Kind::Audit, &bytes)
 }
 
+/// Records a reviewed plan that was refused before anything was touched
+/// (the live state moved since it was made): result `refused`, the reason
+/// in `failure`, no components and no steps.
+pub fn record_refusal(repo: &Repository, plan_hash: &str, snapshot: &str, why: &str) -> Result<Id> {
+    let options = super::RollbackOptions {
+        no_safety_snapshot: true,
+        plan_hash: Some(plan_hash.to_string()),
+    };
+    let mut j = super::run::new_journal(Operation::Rollback, snapshot.to_string(), &options);
+    j.finished = Some(Utc::now());
+    j.failure = Some(why.to_string());
+    let mut rec = AuditRecord::of(&j);
+    rec.result = REFUSED.to_string();
+    repo.put_sealed(Kind::Audit, &serde_json::to_vec(&rec)?)
+}
+
+/// The result of a plan refused before anything was touched.
+pub const REFUSED: &str = "refused";
+
 /// Every audit record, oldest first. A damaged record is an error naming it.
 pub fn history(repo: &Repository) -> Result<Vec<AuditRecord>> {
     let mut out = Vec::new();

@@ -99,6 +99,9 @@ pub struct Schedule {
     pub tags: Vec<String>,
     /// For verify: the fraction of packs read back per run.
     pub read_data_subset: Option<f64>,
+    /// A healthchecks-type URL pinged at start (`/start`), success (the URL)
+    /// and failure (`/fail`).
+    pub ping_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +123,7 @@ pub(super) struct RawSchedule {
     #[serde(default)]
     tags: Vec<String>,
     read_data_subset: Option<String>,
+    ping_url: Option<String>,
 }
 
 /// The keys of `[daemon]`.
@@ -131,7 +135,14 @@ pub(super) const DAEMON_KEYS: &[&str] = &[
     "read_data_period",
 ];
 /// The keys of `[[schedule]]`.
-pub(super) const SCHEDULE_KEYS: &[&str] = &["name", "job", "cron", "tags", "read_data_subset"];
+pub(super) const SCHEDULE_KEYS: &[&str] = &[
+    "name",
+    "job",
+    "cron",
+    "tags",
+    "read_data_subset",
+    "ping_url",
+];
 
 /// Validates `[daemon]`.
 pub(super) fn daemon(raw: RawDaemon, problems: &mut Vec<Problem>) -> DaemonSection {
@@ -278,6 +289,9 @@ pub(super) fn schedules(raw: Vec<RawSchedule>, problems: &mut Vec<Problem>) -> V
                 "only verify jobs read data back",
             ));
         }
+        if let Some(u) = &r.ping_url {
+            super::notify::check_url(&key("ping_url"), u, problems);
+        }
         out.push(Schedule {
             name,
             job,
@@ -285,6 +299,7 @@ pub(super) fn schedules(raw: Vec<RawSchedule>, problems: &mut Vec<Problem>) -> V
             cron_schedule,
             tags: r.tags,
             read_data_subset,
+            ping_url: r.ping_url,
         });
     }
     out

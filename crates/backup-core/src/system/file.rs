@@ -29,6 +29,7 @@ const KEYS: &[(&str, &[&str])] = &[
             "retention",
             "daemon",
             "schedule",
+            "notify",
         ],
     ),
     (
@@ -57,6 +58,7 @@ const KEYS: &[(&str, &[&str])] = &[
     ("retention", RETENTION_KEYS),
     ("daemon", super::daemon::DAEMON_KEYS),
     ("schedule", super::daemon::SCHEDULE_KEYS),
+    ("notify", super::notify::NOTIFY_KEYS),
 ];
 
 /// The keys of `[retention]`.
@@ -94,6 +96,7 @@ struct RawSystem {
     daemon: Option<super::daemon::RawDaemon>,
     #[serde(default)]
     schedule: Vec<super::daemon::RawSchedule>,
+    notify: Option<super::notify::RawNotify>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -521,6 +524,7 @@ pub fn parse_text(text: &str) -> std::result::Result<(System, Vec<Problem>), Pro
         retention: raw.retention.map(|r| retention(r, &mut problems)),
         daemon: raw.daemon.map(|d| super::daemon::daemon(d, &mut problems)),
         schedules: super::daemon::schedules(raw.schedule, &mut problems),
+        notify: raw.notify.map(|n| super::notify::notify(n, &mut problems)),
     };
     check_nesting(&system.files, &mut problems);
     Ok((system, problems))

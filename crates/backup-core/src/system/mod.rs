@@ -13,11 +13,13 @@ mod check;
 mod daemon;
 mod duration;
 mod file;
+mod notify;
 
 pub use access::{read_secret_file, Access, Overrides};
 pub use check::{check_file, check_system, CheckReport};
 pub use daemon::{parse_cron, DaemonSection, JobKind, Schedule, DEFAULT_LISTEN};
 pub use duration::parse_duration;
+pub use notify::{NotifyEvent, NotifySection, DEFAULT_NOTIFY_TIMEOUT};
 
 use crate::create::{FileSource, PostgresSource};
 use crate::retention::Policy;
@@ -51,6 +53,8 @@ pub struct System {
     pub daemon: Option<DaemonSection>,
     /// The daemon's scheduled jobs (`[[schedule]]`).
     pub schedules: Vec<Schedule>,
+    /// Who hears of the daemon's jobs (`[notify]`), when the file has that table.
+    pub notify: Option<NotifySection>,
 }
 
 /// The `[s3]` table: settings of an S3 repository.
@@ -169,6 +173,7 @@ impl Default for System {
             retention: None,
             daemon: None,
             schedules: Vec::new(),
+            notify: None,
         }
     }
 }

@@ -1,225 +1,20 @@
 //! The real `backupd` process end to end, with schedules seconds apart,
-//! against a real PostgreSQL cluster and a local repository (and Garage in
-//! one test): snapshots appear, retention keeps the newest, prune runs,
-//! a restore drill reports, `/metrics` passes `promtool check metrics`,
+//! against a real PostgreSQL cluster and Garage S3 (a local repository in
+//! the others): snapshots appear, retention keeps the newest, prune runs,
+//! a restore drill reports, `/metrics` passes `promtool check metrics` and
+//! a real Prometheus server scrapes it,
 //! the token guards `POST`, SIGHUP with a broken file keeps the old one,
 //! SIGTERM stops a running job cleanly, `kill -9` mid-snapshot leaves a
 //! repository that verifies, a flipped byte turns `/healthz` unhealthy.
 
+use super::support::*;
 use crate::common::*;
 use crate::postgres::support::new_database;
-use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
-use testkit::Postgres;
-
-const TOKEN: &str = "s3cret-daemon-token";
-
-/// The `backupd` binary, built once.
-fn daemon_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "-q", "-p", "backupd", "--bin", "backupd"])
-            .current_dir(&root)
-            .status()
-            .expect("run cargo build")
-            .success();
-        assert!(ok, "building backupd failed");
-        bin().with_file_name("backupd")
-    })
-    .clone()
-}
-
-/// A running daemon; killed on drop.
-struct Daemon {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Daemon {
-    fn start(env: &Env, config: &Path) -> Daemon {
-        let port = free_port();
-        let log = env.path(&format!("backupd-{port}.log"));
-        let mut c = Command::new(daemon_bin());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("BACKUP") || k.starts_with("AWS_") {
-                c.env_remove(k);
-            }
-        }
-        for (k, v) in &env.extra {
-            c.env(k, v);
-        }
-        let child = c
-            .args([
-                "--config",
-                config.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let d = Daemon { child, port, log };
-        d.wait_for("the HTTP port", Duration::from_secs(30), || {
-            d.get("/healthz").is_some()
-        });
-        d
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// A request; (status, body).
-    fn request(&self, method: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        let code = out.split_whitespace().nth(1)?.parse().ok()?;
-        let body = out
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Some((code, body))
-    }
-
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        self.request("GET", path, None)
-    }
-
-    fn json(&self, path: &str) -> Value {
-        let (code, body) = self.get(path).expect("the daemon answers");
-        assert_eq!(code, 200, "{path}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
-    }
-
-    fn wait_for(&self, what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-        let t0 = Instant::now();
-        while !ok() {
-            assert!(
-                t0.elapsed() < limit,
-                "waited {limit:?} for {what}; daemon log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn job<'a>(status: &'a Value, name: &str) -> &'a Value {
-        status["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["name"] == name)
-            .unwrap()
-    }
-
-    fn successes(&self, name: &str) -> u64 {
-        Self::job(&self.json("/v1/status"), name)["totals"]["success"]
-            .as_u64()
-            .unwrap_or(0)
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-}
-
-/// A system file with a database and a tree, and `schedules` (TOML).
-fn write_config(env: &Env, conn: &str, schedules: &str) -> PathBuf {
-    let pw = env.path("password");
-    std::fs::write(&pw, env.password.as_deref().unwrap()).unwrap();
-    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let token = env.path("token");
-    std::fs::write(&token, TOKEN).unwrap();
-    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let text = format!(
-        "repository = {:?}\npassword_file = {:?}\nstate_dir = {:?}\n\n[[postgres]]\nname = \"dms\"\nconnection = {conn:?}\n\n\
-         [[files]]\nname = \"app\"\npath = {:?}\n\n[retention]\nkeep_last = 2\n\n[daemon]\ntoken_file = {:?}\n\n{schedules}",
-        env.repo,
-        pw.display().to_string(),
-        env.path("state").display().to_string(),
-        env.path("app").display().to_string(),
-        token.display().to_string(),
-    );
-    let p = env.path("backup.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-fn app_tree(env: &Env) {
-    let app = env.path("app");
-    std::fs::create_dir_all(&app).unwrap();
-    std::fs::write(app.join("main.js"), "console.log('v1')\n").unwrap();
-    std::fs::write(app.join("asset.bin"), random_bytes(5, 200_000)).unwrap();
-}
-
-fn promtool(metrics: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (scripts/install-test-deps.sh installs Debian's prometheus package)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}\n{metrics}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn metric(metrics: &str, name_and_labels: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name_and_labels} in\n{metrics}"))
-}
+use testkit::{Garage, Postgres};
 
 const SCHEDULES: &str = r#"
 [[schedule]]
@@ -254,7 +49,10 @@ cron = "0 0 0 1 1 *"
 fn the_daemon_snapshots_verifies_forgets_prunes_drills_and_reports() {
     let pg = Postgres::start();
     new_database(&pg, "dms", "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, 'row ' || i FROM generate_series(1, 500) i;");
-    let env = Env::local();
+    let garage = Garage::start();
+    let mut env = Env::local();
+    env.repo = format!("s3://{}/daemon", garage.bucket());
+    env.extra = garage.env();
     app_tree(&env);
     let config = write_config(&env, &pg.conninfo("dms"), SCHEDULES);
     Run::from(
@@ -265,6 +63,7 @@ fn the_daemon_snapshots_verifies_forgets_prunes_drills_and_reports() {
     )
     .ok();
     let d = Daemon::start(&env, &config);
+    let prometheus = Prometheus::start(&env, d.port);
     // Metrics are there from the start, before any run.
     let m = d.get("/metrics").unwrap().1;
     promtool(&m);
@@ -352,6 +151,13 @@ fn the_daemon_snapshots_verifies_forgets_prunes_drills_and_reports() {
         "{}",
         s.stdout
     );
+    // A real Prometheus server scrapes the same.
+    d.wait_for("Prometheus to scrape", Duration::from_secs(60), || {
+        prometheus.query("up{job=\"backupd\"}") == Some(1.0)
+            && prometheus
+                .query("backup_runs_total{job=\"snap\",result=\"success\"}")
+                .is_some_and(|v| v >= 3.0)
+    });
     // SIGTERM: stops within the deadline; the repository verifies.
     d.signal("TERM");
     let mut d = d;

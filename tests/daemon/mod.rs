@@ -1,0 +1,6 @@
+//! The real `backupd` process end to end.
+
+mod jobs;
+mod notify;
+mod planned;
+mod support;
