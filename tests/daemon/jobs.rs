@@ -151,13 +151,21 @@ fn the_daemon_snapshots_verifies_forgets_prunes_drills_and_reports() {
         "{}",
         s.stdout
     );
-    // A real Prometheus server scrapes the same.
-    d.wait_for("Prometheus to scrape", Duration::from_secs(60), || {
-        prometheus.query("up{job=\"backupd\"}") == Some(1.0)
-            && prometheus
-                .query("backup_runs_total{job=\"snap\",result=\"success\"}")
-                .is_some_and(|v| v >= 3.0)
-    });
+    // A real Prometheus server scrapes the same (the target's own `job`
+    // label wins, so the daemon's is kept as `exported_job`).
+    let t0 = Instant::now();
+    while prometheus.query("up{job=\"backupd\"}") != Some(1.0)
+        || !prometheus
+            .query("backup_runs_total{exported_job=\"snap\",result=\"success\"}")
+            .is_some_and(|v| v >= 3.0)
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "Prometheus did not scrape backupd:\n{}",
+            prometheus.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     // SIGTERM: stops within the deadline; the repository verifies.
     d.signal("TERM");
     let mut d = d;

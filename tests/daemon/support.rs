@@ -327,6 +327,7 @@ fn read_request(mut s: TcpStream) -> Option<Captured> {
 pub struct Prometheus {
     child: Child,
     pub port: u16,
+    log: PathBuf,
 }
 
 impl Prometheus {
@@ -355,7 +356,20 @@ impl Prometheus {
             .expect(
                 "prometheus (scripts/install-test-deps.sh installs Debian's prometheus package)",
             );
-        Prometheus { child, port }
+        Prometheus {
+            child,
+            port,
+            log: dir.join("log"),
+        }
+    }
+
+    /// What it says of its targets, and its log: for failure messages.
+    pub fn diagnostics(&self) -> String {
+        let targets = http(self.port, "GET", "/api/v1/targets", None)
+            .map(|(c, b)| format!("{c} {b}"))
+            .unwrap_or_else(|| "no answer".into());
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        format!("targets: {targets}\nlog:\n{log}")
     }
 
     /// The value of an instant query's first sample, once there is one.

@@ -46,12 +46,14 @@ pub async fn submit(
     }
     let req = match body {
         Ok(Json(r)) => r,
-        Err(e) => return refuse(
-            StatusCode::BAD_REQUEST,
-            format!(
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!(
                 "the body is not a plan request ({e}): send {{\"plan\": PLAN, \"at\": RFC3339}}"
             ),
-        ),
+            )
+        }
     };
     let late = chrono::Duration::from_std(MISSED_AFTER).unwrap_or_default();
     if shared.now() - req.at > late {
