@@ -4,3 +4,4 @@ mod jobs;
 mod notify;
 mod planned;
 mod support;
+mod unreachable;

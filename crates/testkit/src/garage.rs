@@ -193,6 +193,26 @@ impl Garage {
     pub fn kill(&mut self) {
         self.server.kill();
     }
+
+    /// Starts a stopped or killed server again on the same ports and data,
+    /// and waits until its S3 API answers. Panics (with the log) when it
+    /// does not come up.
+    pub fn restart(&mut self) {
+        let up = self
+            .server
+            .spawn()
+            .and_then(|_| self.server.wait_up())
+            .and_then(|_| {
+                self.server.wait_until(
+                    "the S3 API does not answer",
+                    std::time::Duration::from_secs(60),
+                    |s| s.s3_up(),
+                )
+            });
+        if let Err(e) = up {
+            panic!("Garage did not come back: {e}\n{}", self.server.log());
+        }
+    }
 }
 
 /// One Garage server process: its temporary directory (config, log,
