@@ -136,7 +136,18 @@ fn the_daemon_snapshots_verifies_forgets_prunes_drills_and_reports() {
         ) > 1.7e9
     );
     assert!(metric(&m, "backup_repository_size_bytes") > 0.0);
-    // Retention: at most keep_last 2, plus the ones taken since the last forget.
+    // Retention: every forget kept the newest two (keep_last = 2) once
+    // there were two; the daemon lists what is left.
+    let tidy = Daemon::job(&status, "tidy");
+    let kept: Vec<u64> = tidy["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["detail"].as_str())
+        .filter_map(|d| d.strip_suffix(" kept")?.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(!kept.is_empty() && kept.iter().all(|k| *k <= 2), "{tidy}");
+    assert!(kept.contains(&2), "{tidy}");
     let snaps = d.json("/v1/snapshots");
     assert!(!snaps.as_array().unwrap().is_empty());
     // `backup status` reads the same.
