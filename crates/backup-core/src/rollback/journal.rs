@@ -140,6 +140,10 @@ pub struct Journal {
     /// Set once `cleanup` dropped its kept copies.
     #[serde(default)]
     pub cleaned: bool,
+    /// The per-table counts of the data written since the snapshot, once
+    /// computed after the switch (`salvage/<id>` holds the rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salvage: Option<crate::salvage::SalvageSummary>,
 }
 
 /// The files of the state directory that rollbacks use.

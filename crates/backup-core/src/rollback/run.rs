@@ -48,6 +48,7 @@ pub(crate) fn new_journal(op: Operation, snapshot: String, options: &RollbackOpt
         safety_snapshot: None,
         undone_by: None,
         cleaned: false,
+        salvage: None,
     }
 }
 
@@ -287,6 +288,11 @@ fn finish(session: &Session, mut j: Journal) -> Result<RollbackReport> {
     for c in j.components.clone() {
         remove_staging(session, &c)?;
     }
+    if j.operation == Operation::Rollback && !j.steps.iter().any(|s| s.name == "salvage") {
+        salvage_step(session, &mut j);
+        session.state.save(&j)?;
+        failpoint("salvage");
+    }
     if j.operation == Operation::Rollback && !j.no_safety_snapshot && j.safety_snapshot.is_none() {
         let started = Utc::now();
         let t0 = Instant::now();
@@ -308,6 +314,33 @@ fn finish(session: &Session, mut j: Journal) -> Result<RollbackReport> {
         super::undo::mark_undone(session, &j)?;
     }
     close(session, j)
+}
+
+/// Computes and stores the data written since the snapshot (the delta
+/// between the kept and the rolled-back databases). Its failure is a
+/// failed step, never a failed rollback.
+fn salvage_step(session: &Session, j: &mut Journal) {
+    if !j.components.iter().any(|c| matches!(c, Switch::Postgres(_))) {
+        return;
+    }
+    let started = Utc::now();
+    let t0 = Instant::now();
+    let result = crate::salvage::compute_for(session.repo, session.system, j);
+    let shown = result.as_ref().map(|(id, s, stats)| {
+        let summary = crate::salvage::store::summary(&id.to_hex(), s);
+        format!(
+            "{}; {} tables unchanged unread, {} rows read; stored as salvage {}",
+            summary.line(),
+            stats.skipped,
+            stats.rows_read,
+            id.short()
+        )
+    });
+    let shown = shown.map_err(|e| Error::new(e.kind(), e.to_string()));
+    record(j, "salvage", started, t0, &shown, None);
+    if let Ok((id, s, _)) = result {
+        j.salvage = Some(crate::salvage::store::summary(&id.to_hex(), &s));
+    }
 }
 
 /// Ends the operation: audit record, journal into the history.

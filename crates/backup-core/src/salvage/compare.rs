@@ -1,0 +1,471 @@
+//! The delta of one database component, by SQL against the kept-aside
+//! database (the replaced state) and the rolled-back one (the snapshot).
+//!
+//! Both are read in `REPEATABLE READ` transactions with the capture's
+//! session settings, so that every value has one text form. Per table:
+//! unchanged (tuple identities equal the snapshot's: nothing read), keyed
+//! (candidates by `xmin`, looked up by key), or a multiset difference.
+
+use super::catalog::{self, Table};
+use super::merge::{self, Candidate, Multiset, Original};
+use super::sql::{copy_field, each_row, key_join, row_text, select_list, text_array, values};
+use super::{Change, ChangeKind, DatabaseDelta, TableDelta, TableStatus, Value};
+use crate::error::{Error, ErrorKind, Result};
+use crate::snapshot::{PostgresComponent, TableData};
+use crate::source::postgres::catalog::{self as pgcat, ident, qualified, session_settings};
+use crate::source::postgres::conninfo::{db_error, ConnInfo};
+use crate::source::postgres::unchanged;
+use postgres::Client;
+use std::collections::BTreeMap;
+use std::io::Write;
+
+/// Tuple identities are compared only this close to the capture's horizon.
+const MAX_XID_DISTANCE: u64 = 1 << 30;
+
+/// What the comparison cost, for reports and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompareStats {
+    /// Tables proved unchanged without reading a row.
+    pub skipped: usize,
+    /// Rows read from either database.
+    pub rows_read: u64,
+}
+
+/// The two databases and what ties the kept one to the snapshot.
+struct Sides {
+    kept: Client,
+    live: Client,
+    /// The capture's `xmin` horizon (low 32 bits), when the kept database
+    /// is the captured one and its tuple identities can be trusted.
+    horizon: Option<u32>,
+    kept_info: BTreeMap<(String, String), pgcat::TableInfo>,
+}
+
+/// Computes the delta of component `name`: `live` is the rolled-back
+/// database, `kept` the replaced one, `snap` the component restored.
+pub fn compute_component(
+    name: &str,
+    live: &ConnInfo,
+    kept: &ConnInfo,
+    snap: &PostgresComponent,
+) -> Result<(DatabaseDelta, CompareStats)> {
+    let mut s = open(live, kept, snap)?;
+    let kept_tables = catalog::tables(&mut s.kept)?;
+    let live_tables = catalog::tables(&mut s.live)?;
+    let mut all: BTreeMap<(String, String), (Option<Table>, Option<Table>)> = BTreeMap::new();
+    for t in kept_tables {
+        let key = (t.schema.clone(), t.name.clone());
+        all.entry(key).or_default().0 = Some(t);
+    }
+    for t in live_tables {
+        let key = (t.schema.clone(), t.name.clone());
+        all.entry(key).or_default().1 = Some(t);
+    }
+    let mut stats = CompareStats::default();
+    let mut tables = Vec::new();
+    for ((schema, tname), sides) in all {
+        let snap_table = snap.tables.iter().find(|t| t.schema == schema && t.name == tname);
+        let d = match sides {
+            (Some(k), Some(l)) => both(&mut s, &k, &l, snap_table, &mut stats),
+            (Some(k), None) => added(&mut s, &k),
+            (None, Some(l)) => dropped(&mut s, &l, snap_table),
+            (None, None) => continue,
+        }
+        .map_err(|e| e.context(format!("comparing table {schema}.{tname}")))?;
+        stats.rows_read += d.rows_read;
+        tables.push(d);
+    }
+    let sequences = catalog::sequences(&mut s.kept)?;
+    let references = catalog::references(&mut s.kept)?;
+    let identities_used = s.horizon.is_some();
+    let _ = s.kept.batch_execute("COMMIT");
+    let _ = s.live.batch_execute("ROLLBACK");
+    Ok((
+        DatabaseDelta {
+            name: name.to_string(),
+            live: live.dbname().to_string(),
+            kept: kept.dbname().to_string(),
+            identities_used,
+            tables,
+            sequences,
+            references,
+            settings: session_settings(&snap.encoding, &snap.lc_monetary),
+        },
+        stats,
+    ))
+}
+
+/// Connects to both, starts the transactions, and decides whether the
+/// capture's tuple identities hold for the kept database.
+fn open(live: &ConnInfo, kept: &ConnInfo, snap: &PostgresComponent) -> Result<Sides> {
+    let settings = session_settings(&snap.encoding, &snap.lc_monetary);
+    let mut k = kept.connect().map_err(|e| {
+        e.context(format!("the kept database {} cannot be opened", kept.dbname()))
+    })?;
+    let mut l = live.connect()?;
+    k.batch_execute(&format!(
+        "{settings}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+    ))
+    .map_err(|e| db_error("starting to read the kept database", e))?;
+    l.batch_execute(&format!("{settings}; BEGIN ISOLATION LEVEL REPEATABLE READ"))
+        .map_err(|e| db_error("starting to read the rolled-back database", e))?;
+    let server = pgcat::server_info(&mut k)?;
+    let horizon = match (unchanged::identity(&mut k, &server, &settings), &snap.identity, snap.xid) {
+        (Some(now), Some(id), Some(xid))
+            if &now.id == id && xid <= now.xid && now.xid - xid < MAX_XID_DISTANCE =>
+        {
+            Some((xid & 0xffff_ffff) as u32)
+        }
+        _ => None,
+    };
+    let kept_info = pgcat::tables(&mut k)?
+        .into_iter()
+        .map(|t| ((t.schema.clone(), t.name.clone()), t))
+        .collect();
+    Ok(Sides {
+        kept: k,
+        live: l,
+        horizon,
+        kept_info,
+    })
+}
+
+/// Column bookkeeping of a table in both states.
+fn frame(k: &Table, l: &Table, status: TableStatus) -> TableDelta {
+    let compared: Vec<String> = l.columns.iter().filter(|c| k.columns.contains(*c)).cloned().collect();
+    let within = |key: &[String]| !key.is_empty() && key.iter().all(|c| compared.contains(c));
+    let key = if within(&l.key) {
+        l.key.clone()
+    } else if within(&k.key) {
+        k.key.clone()
+    } else {
+        Vec::new()
+    };
+    TableDelta {
+        schema: k.schema.clone(),
+        name: k.name.clone(),
+        status,
+        key,
+        columns: k.columns.clone(),
+        types: k.types.clone(),
+        carried: k.columns.iter().filter(|c| !compared.contains(*c)).cloned().collect(),
+        missing: l.columns.iter().filter(|c| !compared.contains(*c)).cloned().collect(),
+        compared,
+        inserted: 0,
+        updated: 0,
+        deleted: 0,
+        rows_read: 0,
+        snapshot_rows: 0,
+        changes: Vec::new(),
+    }
+}
+
+/// A table in both states.
+fn both(
+    s: &mut Sides,
+    k: &Table,
+    l: &Table,
+    snap_table: Option<&TableData>,
+    stats: &mut CompareStats,
+) -> Result<TableDelta> {
+    let mut d = frame(k, l, TableStatus::Unchanged);
+    d.snapshot_rows = match snap_table {
+        Some(t) => t.rows,
+        None => count(&mut s.live, k, "true")?,
+    };
+    if unchanged_by_identity(s, k, snap_table)? {
+        stats.skipped += 1;
+        return Ok(d);
+    }
+    let changes = if d.key.is_empty() {
+        multiset(s, &mut d)?
+    } else {
+        keyed(s, &mut d, l)?
+    };
+    finish(d, changes)
+}
+
+fn finish(mut d: TableDelta, changes: Vec<Change>) -> Result<TableDelta> {
+    let (i, u, del) = merge::count(&changes);
+    d.inserted = i;
+    d.updated = u;
+    d.deleted = del;
+    if d.status == TableStatus::Unchanged && !changes.is_empty() {
+        d.status = TableStatus::Changed;
+    }
+    d.changes = changes;
+    Ok(d)
+}
+
+/// Whether every part of the snapshot's table has the same tuple
+/// identities in the kept database (same oid and column layout too).
+fn unchanged_by_identity(s: &mut Sides, k: &Table, snap_table: Option<&TableData>) -> Result<bool> {
+    let (Some(_), Some(t)) = (s.horizon, snap_table) else {
+        return Ok(false);
+    };
+    let Some(info) = s.kept_info.get(&(k.schema.clone(), k.name.clone())) else {
+        return Ok(false);
+    };
+    if t.oid != Some(info.oid) || t.layout.as_deref() != Some(info.layout.as_str()) {
+        return Ok(false);
+    }
+    let info = info.clone();
+    for part in &t.streams {
+        let Some(want) = &part.tuples else {
+            return Ok(false);
+        };
+        let got = unchanged::tuple_summary(&mut s.kept, &info, part.first_page, part.end_page)?;
+        if &got != want {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// `x` is a candidate for a change: every tuple when identities are not
+/// usable, else those whose `xmin` is not older than the capture horizon.
+fn candidate_filter(s: &Sides) -> String {
+    match s.horizon {
+        Some(x) => format!("age(x.xmin) <= age('{x}'::xid)"),
+        None => "true".into(),
+    }
+}
+
+fn count(c: &mut Client, t: &Table, filter: &str) -> Result<u64> {
+    let sql = format!(
+        "SELECT count(*)::int8 FROM ONLY {} x WHERE {filter}",
+        qualified(&t.schema, &t.name)
+    );
+    let row = c.query_one(&sql, &[]).map_err(|e| db_error("counting rows", e))?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
+
+/// A keyed table: candidates from the kept side, looked up by key in the
+/// rolled-back one; deleted rows found only when their count says so.
+fn keyed(s: &mut Sides, d: &mut TableDelta, l: &Table) -> Result<Vec<Change>> {
+    let table = qualified(&d.schema, &d.name);
+    let filter = candidate_filter(s);
+    let mut keys: Vec<Vec<Value>> = Vec::new();
+    let mut cands = Vec::new();
+    let sql = format!(
+        "SELECT {}, {}, {} FROM ONLY {table} x WHERE {filter}",
+        text_array(&d.key),
+        row_text(&d.compared),
+        text_array(&d.columns)
+    );
+    each_row(&mut s.kept, &sql, |r| {
+        keys.push(values(r, 0));
+        cands.push(Candidate {
+            compared: r.get(1),
+            after: values(r, 2),
+        });
+        Ok(())
+    })?;
+    let old = match s.horizon {
+        Some(_) => count(&mut s.kept, &Table::of(d), &format!("NOT ({filter})"))?,
+        None => 0,
+    };
+    let found = look_up(&mut s.live, d, l, &keys)?;
+    let found_n = found.iter().filter(|f| f.is_some()).count() as u64;
+    d.rows_read = cands.len() as u64 + found_n;
+    let gone = match merge::deleted_count(d.snapshot_rows, old, found_n) {
+        Some(0) => Vec::new(),
+        _ => gone_rows(s, d, l)?,
+    };
+    d.rows_read += gone.len() as u64;
+    Ok(merge::pair_by_key(cands, found, gone))
+}
+
+impl Table {
+    /// The bare table of a delta (for counting).
+    fn of(d: &TableDelta) -> Table {
+        Table {
+            schema: d.schema.clone(),
+            name: d.name.clone(),
+            columns: Vec::new(),
+            types: Vec::new(),
+            key: Vec::new(),
+        }
+    }
+}
+
+/// A temporary table of `d.key` columns (typed as in `l`) in the
+/// rolled-back database's session.
+fn key_table(live: &mut Client, d: &TableDelta, l: &Table, name: &str, numbered: bool) -> Result<()> {
+    let mut cols: Vec<String> = Vec::new();
+    if numbered {
+        cols.push("salvage_n int8".into());
+    }
+    for k in &d.key {
+        cols.push(format!("{} {}", ident(k), l.type_of(k).unwrap_or("text")));
+    }
+    live.batch_execute(&format!(
+        "DROP TABLE IF EXISTS pg_temp.{name}; CREATE TEMP TABLE {name} ({})",
+        cols.join(", ")
+    ))
+    .map_err(|e| db_error("creating a temporary key table", e))
+}
+
+/// The snapshot's row for each key, if it has one.
+fn look_up(live: &mut Client, d: &TableDelta, l: &Table, keys: &[Vec<Value>]) -> Result<Vec<Option<Original>>> {
+    let mut found = vec![None; keys.len()];
+    if keys.is_empty() {
+        return Ok(found);
+    }
+    key_table(live, d, l, "salvage_keys", true)?;
+    {
+        let mut w = live
+            .copy_in("COPY pg_temp.salvage_keys FROM STDIN")
+            .map_err(|e| db_error("sending keys", e))?;
+        for (n, k) in keys.iter().enumerate() {
+            let fields: Vec<String> = k.iter().map(copy_field).collect();
+            writeln!(w, "{n}\t{}", fields.join("\t")).map_err(|e| Error::io("sending keys", e))?;
+        }
+        w.finish().map_err(|e| db_error("sending keys", e))?;
+    }
+    live.batch_execute("ANALYZE pg_temp.salvage_keys")
+        .map_err(|e| db_error("analyzing keys", e))?;
+    let sql = format!(
+        "SELECT s.salvage_n, {}, {} FROM pg_temp.salvage_keys s JOIN ONLY {} x ON {}",
+        row_text(&d.compared),
+        text_array(&d.compared),
+        qualified(&d.schema, &d.name),
+        key_join(&d.key, "s")
+    );
+    each_row(live, &sql, |r| {
+        let n: i64 = r.get(0);
+        found[n as usize] = Some(Original {
+            compared: r.get(1),
+            before: values(r, 2),
+        });
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// The snapshot's rows whose key the kept table no longer has: the kept
+/// keys are copied into the rolled-back database's session and anti-joined.
+fn gone_rows(s: &mut Sides, d: &TableDelta, l: &Table) -> Result<Vec<Original>> {
+    key_table(&mut s.live, d, l, "salvage_all", false)?;
+    let out_sql = format!(
+        "COPY (SELECT {} FROM ONLY {} x) TO STDOUT",
+        select_list(&d.key),
+        qualified(&d.schema, &d.name)
+    );
+    {
+        let mut r = s.kept.copy_out(&out_sql).map_err(|e| db_error("reading keys", e))?;
+        let mut w = s
+            .live
+            .copy_in("COPY pg_temp.salvage_all FROM STDIN")
+            .map_err(|e| db_error("sending keys", e))?;
+        std::io::copy(&mut r, &mut w).map_err(|e| Error::io("copying keys", e))?;
+        w.finish().map_err(|e| db_error("sending keys", e))?;
+    }
+    s.live
+        .batch_execute("ANALYZE pg_temp.salvage_all")
+        .map_err(|e| db_error("analyzing keys", e))?;
+    let sql = format!(
+        "SELECT {}, {} FROM ONLY {} x WHERE NOT EXISTS (SELECT 1 FROM pg_temp.salvage_all a WHERE {})",
+        row_text(&d.compared),
+        text_array(&d.compared),
+        qualified(&d.schema, &d.name),
+        key_join(&d.key, "a")
+    );
+    let mut gone = Vec::new();
+    each_row(&mut s.live, &sql, |r| {
+        gone.push(Original {
+            compared: r.get(0),
+            before: values(r, 1),
+        });
+        Ok(())
+    })?;
+    Ok(gone)
+}
+
+/// A table without a key: counts of every distinct row on both sides,
+/// then the rows whose counts differ.
+fn multiset(s: &mut Sides, d: &mut TableDelta) -> Result<Vec<Change>> {
+    let table = qualified(&d.schema, &d.name);
+    let text = row_text(&d.compared);
+    let mut m = Multiset::default();
+    let only = format!("SELECT {text} FROM ONLY {table} x");
+    d.rows_read += each_row(&mut s.live, &only, |r| {
+        m.count_snapshot(r.get(0));
+        Ok(())
+    })?;
+    d.rows_read += each_row(&mut s.kept, &only, |r| {
+        m.count_kept(r.get(0));
+        Ok(())
+    })?;
+    let mut out = Vec::new();
+    if m.deleted() > 0 {
+        let sql = format!("SELECT {text}, {} FROM ONLY {table} x", text_array(&d.compared));
+        each_row(&mut s.live, &sql, |r| {
+            if m.take_deleted(r.get(0)) {
+                out.push(Change {
+                    kind: ChangeKind::Delete,
+                    before: Some(values(r, 1)),
+                    after: None,
+                });
+            }
+            Ok(())
+        })?;
+    }
+    if m.inserted() > 0 {
+        let sql = format!("SELECT {text}, {} FROM ONLY {table} x", text_array(&d.columns));
+        each_row(&mut s.kept, &sql, |r| {
+            if m.take_inserted(r.get(0)) {
+                out.push(Change {
+                    kind: ChangeKind::Insert,
+                    before: None,
+                    after: Some(values(r, 1)),
+                });
+            }
+            Ok(())
+        })?;
+    }
+    Ok(out)
+}
+
+/// A table created since the snapshot: every row is carried.
+fn added(s: &mut Sides, k: &Table) -> Result<TableDelta> {
+    let mut d = frame(k, k, TableStatus::Added);
+    d.key = k.key.clone();
+    d.carried = Vec::new();
+    let sql = format!(
+        "SELECT {} FROM ONLY {} x",
+        text_array(&d.columns),
+        qualified(&k.schema, &k.name)
+    );
+    let mut changes = Vec::new();
+    d.rows_read = each_row(&mut s.kept, &sql, |r| {
+        changes.push(Change {
+            kind: ChangeKind::Insert,
+            before: None,
+            after: Some(values(r, 0)),
+        });
+        Ok(())
+    })?;
+    finish(d, changes)
+}
+
+/// A table dropped since the snapshot: listed with the rows it had.
+fn dropped(s: &mut Sides, l: &Table, snap_table: Option<&TableData>) -> Result<TableDelta> {
+    let mut d = frame(l, l, TableStatus::Dropped);
+    d.snapshot_rows = match snap_table {
+        Some(t) => t.rows,
+        None => count(&mut s.live, l, "true")?,
+    };
+    Ok(d)
+}
+
+/// The error when the kept database of a rollback is gone.
+pub fn kept_gone(kept: &str, rollback: &str) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!(
+            "the database {kept} that rollback {rollback} kept aside is gone (cleaned up): \
+             the delta can no longer be computed"
+        ),
+    )
+}
