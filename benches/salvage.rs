@@ -66,7 +66,13 @@ const RATIO_1PCT: f64 = 0.20;
 const RATIO_01PCT: f64 = 0.05;
 const RSS_TARGET_MIB: u64 = 300;
 
-const WORK_ENTRIES: &[&str] = &["backup-repo", "state", "password", "system.toml", "time.txt"];
+const WORK_ENTRIES: &[&str] = &[
+    "backup-repo",
+    "state",
+    "password",
+    "system.toml",
+    "time.txt",
+];
 
 /// The column each table's business update changes.
 const UPDATES: &[(&str, &str)] = &[
@@ -110,10 +116,17 @@ fn measure(b: &Bench, mib: u64) -> Result<()> {
     let t = std::time::Instant::now();
     b.generate(DB, mib)?;
     let bytes = b.database_size(DB)?;
-    println!("generated {DB}: {} in {:.1} s", human(bytes), t.elapsed().as_secs_f64());
+    println!(
+        "generated {DB}: {} in {:.1} s",
+        human(bytes),
+        t.elapsed().as_secs_f64()
+    );
     let sys = SystemFile::write(b, &[])?;
     let config = sys.path.as_os_str();
-    b.backup("backup init (setup)", &[OsStr::new("init"), OsStr::new("--config"), config])?;
+    b.backup(
+        "backup init (setup)",
+        &[OsStr::new("init"), OsStr::new("--config"), config],
+    )?;
     let rounds = [round(b, config, 100)?, round(b, config, 1000)?];
     let mut rows = vec![Row::info("database", human(bytes))];
     for (r, target) in rounds.iter().zip([RATIO_1PCT, RATIO_01PCT]) {
@@ -150,7 +163,10 @@ fn measure(b: &Bench, mib: u64) -> Result<()> {
 fn round(b: &Bench, config: &OsStr, modulo: u64) -> Result<Round> {
     let os = OsStr::new;
     b.checkpoint()?;
-    let (create, _) = b.backup("backup create --config (the full capture)", &[os("create"), os("--config"), config])?;
+    let (create, _) = b.backup(
+        "backup create --config (the full capture)",
+        &[os("create"), os("--config"), config],
+    )?;
     let mut changed = 0;
     for (table, set) in UPDATES {
         let n = b.sql(DB, &format!("WITH u AS (UPDATE {table} SET {set} WHERE id % {modulo} = 0 RETURNING 1) SELECT count(*) FROM u"))?;
@@ -161,7 +177,14 @@ fn round(b: &Bench, config: &OsStr, modulo: u64) -> Result<Round> {
     b.checkpoint()?;
     let (_, rb) = b.backup(
         "backup rollback --no-safety-snapshot",
-        &[os("rollback"), os("--config"), config, os("latest"), os("--yes"), os("--no-safety-snapshot")],
+        &[
+            os("rollback"),
+            os("--config"),
+            config,
+            os("latest"),
+            os("--yes"),
+            os("--no-safety-snapshot"),
+        ],
     )?;
     let step = rb["steps"]
         .as_array()
@@ -173,18 +196,33 @@ fn round(b: &Bench, config: &OsStr, modulo: u64) -> Result<Round> {
     let id = rb["id"].as_str().ok_or("no rollback id")?.to_string();
     let (compute, cj) = b.backup(
         "backup salvage compute",
-        &[os("salvage"), os("compute"), os("--config"), config, os(&id)],
+        &[
+            os("salvage"),
+            os("compute"),
+            os("--config"),
+            config,
+            os(&id),
+        ],
     )?;
     let counted: u64 = cj["tables"]
         .as_array()
         .ok_or("no tables")?
         .iter()
-        .map(|t| t["inserted"].as_u64().unwrap_or(0) + t["updated"].as_u64().unwrap_or(0) + t["deleted"].as_u64().unwrap_or(0))
+        .map(|t| {
+            t["inserted"].as_u64().unwrap_or(0)
+                + t["updated"].as_u64().unwrap_or(0)
+                + t["deleted"].as_u64().unwrap_or(0)
+        })
         .sum();
     if counted != changed {
-        return Err(format!("the delta counts {counted} rows, {changed} were changed: {cj}").into());
+        return Err(
+            format!("the delta counts {counted} rows, {changed} were changed: {cj}").into(),
+        );
     }
-    b.backup("backup rollback cleanup (untimed)", &[os("rollback"), os("cleanup"), os("--config"), config])?;
+    b.backup(
+        "backup rollback cleanup (untimed)",
+        &[os("rollback"), os("cleanup"), os("--config"), config],
+    )?;
     Ok(Round {
         percent: 100.0 / modulo as f64,
         capture_secs: create.secs,

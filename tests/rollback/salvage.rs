@@ -93,7 +93,11 @@ struct Setup {
 
 fn rolled_back() -> Setup {
     let pg = Postgres::start();
-    let sys = System::with_env(Env::local(), &[("dms", pg.conninfo("dms"))], &Hooks::default());
+    let sys = System::with_env(
+        Env::local(),
+        &[("dms", pg.conninfo("dms"))],
+        &Hooks::default(),
+    );
     new_database(&pg, "dms", V1);
     sys.v1();
     sys.run(&["init"]).ok();
@@ -101,7 +105,14 @@ fn rolled_back() -> Setup {
     psql_file(&pg, "dms", V2);
     psql_file(&pg, "dms", BUSINESS);
     let report = sys
-        .run(&["rollback", "latest", "--tag", "pre-deploy", "--yes", "--json"])
+        .run(&[
+            "rollback",
+            "latest",
+            "--tag",
+            "pre-deploy",
+            "--yes",
+            "--json",
+        ])
         .ok()
         .json();
     let kept = report["kept"]
@@ -113,7 +124,12 @@ fn rolled_back() -> Setup {
         .as_str()
         .unwrap()
         .to_string();
-    Setup { pg, sys, report, kept }
+    Setup {
+        pg,
+        sys,
+        report,
+        kept,
+    }
 }
 
 fn table_of<'a>(show: &'a Value, name: &str) -> &'a Value {
@@ -141,29 +157,53 @@ fn the_delta_counts_the_writes_and_its_export_restores_the_replaced_rows() {
     let want: BTreeMap<String, _> = want.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     assert_eq!(got, want, "per-table counts in the rollback report");
 
-    let show = s.sys.run(&["salvage", "show", &id, "--json", "--rows", "100"]).ok().json();
+    let show = s
+        .sys
+        .run(&["salvage", "show", &id, "--json", "--rows", "100"])
+        .ok()
+        .json();
     assert_eq!(show["databases"][0]["identities_used"], true, "{show}");
     let customers = table_of(&show, "public.customers");
     assert_eq!(customers["carried"], serde_json::json!(["tier"]));
     assert_eq!(customers["key"], serde_json::json!(["id"]));
     let sample = customers["sample"].to_string();
-    assert!(sample.contains("\\\\x00ff10") && sample.contains("b c") && sample.contains("line1\\nline2"), "{sample}");
-    assert_eq!(table_of(&show, "public.events")["key"], serde_json::json!([]));
+    assert!(
+        sample.contains("\\\\x00ff10")
+            && sample.contains("b c")
+            && sample.contains("line1\\nline2"),
+        "{sample}"
+    );
+    assert_eq!(
+        table_of(&show, "public.events")["key"],
+        serde_json::json!([])
+    );
     assert_eq!(table_of(&show, "public.legacy")["status"], "dropped");
     assert_eq!(table_of(&show, "public.legacy")["snapshot_rows"], 10);
     assert_eq!(table_of(&show, "public.repair_orders")["status"], "added");
     let untouched = table_of(&show, "public.untouched");
     assert_eq!(untouched["status"], "unchanged");
     assert_eq!(untouched["rows_read"], 0);
-    let text = s.sys.run(&["salvage", "show", &id, "--table", "orders"]).ok().stdout;
-    assert!(text.contains("public.orders") && text.contains("update"), "{text}");
+    let text = s
+        .sys
+        .run(&["salvage", "show", &id, "--table", "orders"])
+        .ok()
+        .stdout;
+    assert!(
+        text.contains("public.orders") && text.contains("update"),
+        "{text}"
+    );
     let history = s.sys.run(&["rollback", "history"]).ok().stdout;
-    assert!(history.contains("dms:public.customers") && history.contains("+2 ~3 -2"), "{history}");
+    assert!(
+        history.contains("dms:public.customers") && history.contains("+2 ~3 -2"),
+        "{history}"
+    );
 
     // The fix: the v2 columns and table again, then the exported delta.
     psql_file(&s.pg, "dms", &V2.replace("DROP TABLE legacy;", ""));
     let sql = s.sys.env.path("delta.sql");
-    s.sys.run(&["salvage", "export", &id, "-o", sql.to_str().unwrap()]).ok();
+    s.sys
+        .run(&["salvage", "export", &id, "-o", sql.to_str().unwrap()])
+        .ok();
     psql_file(&s.pg, "dms", &std::fs::read_to_string(&sql).unwrap());
     let live = fingerprint(&s.pg, "dms");
     let kept = fingerprint(&s.pg, &s.kept);
@@ -172,20 +212,44 @@ fn the_delta_counts_the_writes_and_its_export_restores_the_replaced_rows() {
             assert_eq!(live.get(k), Some(v), "{k} differs from the replaced state");
         }
     }
-    let seq = |db: &str| s.pg.psql(db, "SELECT last_value FROM orders_id_seq").trim().parse::<i64>().unwrap();
-    assert!(seq("dms") >= seq(&s.kept), "orders_id_seq not moved forward");
+    let seq = |db: &str| {
+        s.pg.psql(db, "SELECT last_value FROM orders_id_seq")
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    assert!(
+        seq("dms") >= seq(&s.kept),
+        "orders_id_seq not moved forward"
+    );
     // Applied again, the delta meets its own rows: the deleted ones are
     // gone, so nothing is applied.
-    s.sys.run(&["salvage", "apply", &id]).fails(12, "changed in the target");
+    s.sys
+        .run(&["salvage", "apply", &id])
+        .fails(12, "changed in the target");
     assert_eq!(fingerprint(&s.pg, "dms"), live);
 
     let csv = s.sys.env.path("csv");
     s.sys
-        .run(&["salvage", "export", &id, "--format", "csv", "-o", csv.to_str().unwrap()])
+        .run(&[
+            "salvage",
+            "export",
+            &id,
+            "--format",
+            "csv",
+            "-o",
+            csv.to_str().unwrap(),
+        ])
         .ok();
     let ins = std::fs::read_to_string(csv.join("public.customers.insert.csv")).unwrap();
-    assert!(ins.contains("\n1001,New Co,") && ins.contains("\n1002,"), "{ins}");
-    assert!(ins.starts_with("id,name,note,avatar,prefs,tags,tier\n"), "{ins}");
+    assert!(
+        ins.contains("\n1001,New Co,") && ins.contains("\n1002,"),
+        "{ins}"
+    );
+    assert!(
+        ins.starts_with("id,name,note,avatar,prefs,tags,tier\n"),
+        "{ins}"
+    );
     assert!(ins.contains("\"line1\nline2\""), "{ins}");
 }
 
@@ -194,21 +258,50 @@ fn rows_changed_after_the_rollback_are_conflicts_not_overwritten() {
     let s = rolled_back();
     let id = s.report["id"].as_str().unwrap().to_string();
     psql_file(&s.pg, "dms", &V2.replace("DROP TABLE legacy;", ""));
-    psql_file(&s.pg, "dms", "UPDATE customers SET note = 'changed after the rollback' WHERE id = 3;");
+    psql_file(
+        &s.pg,
+        "dms",
+        "UPDATE customers SET note = 'changed after the rollback' WHERE id = 3;",
+    );
     let before = fingerprint(&s.pg, "dms");
     let r = s.sys.run(&["salvage", "apply", &id]);
     assert_eq!(r.code, 12, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("conflict: public.customers update"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("conflict: public.customers update"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(fingerprint(&s.pg, "dms"), before, "nothing may be applied");
-    let dry = s.sys.run(&["salvage", "apply", &id, "--on-conflict", "skip", "--dry-run", "--json"]).ok().json();
+    let dry = s
+        .sys
+        .run(&[
+            "salvage",
+            "apply",
+            &id,
+            "--on-conflict",
+            "skip",
+            "--dry-run",
+            "--json",
+        ])
+        .ok()
+        .json();
     assert_eq!(dry["committed"], false);
     assert_eq!(dry["conflicts"].as_array().unwrap().len(), 1, "{dry}");
-    assert_eq!(fingerprint(&s.pg, "dms"), before, "a dry run changes nothing");
-    let done = s.sys.run(&["salvage", "apply", &id, "--on-conflict", "skip", "--json"]).ok().json();
+    assert_eq!(
+        fingerprint(&s.pg, "dms"),
+        before,
+        "a dry run changes nothing"
+    );
+    let done = s
+        .sys
+        .run(&["salvage", "apply", &id, "--on-conflict", "skip", "--json"])
+        .ok()
+        .json();
     assert_eq!(done["committed"], true, "{done}");
     let note = s.pg.psql("dms", "SELECT note FROM customers WHERE id = 3");
     assert_eq!(note.trim(), "changed after the rollback");
-    let new = s.pg.psql("dms", "SELECT name FROM customers WHERE id = 1001");
+    let new =
+        s.pg.psql("dms", "SELECT name FROM customers WHERE id = 1001");
     assert_eq!(new.trim(), "New Co");
 }
 
@@ -233,18 +326,36 @@ fn an_unchanged_table_is_not_read_and_bad_rollbacks_are_refused() {
     let id = s.report["id"].as_str().unwrap().to_string();
     let live_before = scans(&s.pg, "dms", "untouched");
     let kept_before = scans(&s.pg, &s.kept, "orders");
-    let again = s.sys.run(&["salvage", "compute", &id, "--json"]).ok().json();
+    let again = s
+        .sys
+        .run(&["salvage", "compute", &id, "--json"])
+        .ok()
+        .json();
     assert!(again["tables_skipped"].as_u64().unwrap() >= 1, "{again}");
-    assert_eq!(scans(&s.pg, "dms", "untouched"), live_before, "the rolled-back copy of an unchanged table was read");
-    assert_ne!(scans(&s.pg, &s.kept, "orders"), kept_before, "the oracle sees reads of a changed table");
+    assert_eq!(
+        scans(&s.pg, "dms", "untouched"),
+        live_before,
+        "the rolled-back copy of an unchanged table was read"
+    );
+    assert_ne!(
+        scans(&s.pg, &s.kept, "orders"),
+        kept_before,
+        "the oracle sees reads of a changed table"
+    );
     let want = want_counts();
     let want: BTreeMap<String, _> = want.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     assert_eq!(counts(&again["tables"]), want);
 
-    s.sys.run(&["salvage", "show", "20990101T000000Z-abcdef"]).fails(2, "no delta of a rollback");
-    s.sys.run(&["salvage", "compute", "20990101T000000Z-abcdef"]).fails(2, "no rollback");
+    s.sys
+        .run(&["salvage", "show", "20990101T000000Z-abcdef"])
+        .fails(2, "no delta of a rollback");
+    s.sys
+        .run(&["salvage", "compute", "20990101T000000Z-abcdef"])
+        .fails(2, "no rollback");
     s.sys.run(&["rollback", "cleanup"]).ok();
-    s.sys.run(&["salvage", "compute", &id]).fails(2, "cleaned up");
+    s.sys
+        .run(&["salvage", "compute", &id])
+        .fails(2, "cleaned up");
     // The stored delta outlives the kept database.
     s.sys.run(&["salvage", "show", &id]).ok();
 }

@@ -280,7 +280,8 @@ fn print_salvage(sv: &backup_core::salvage::SalvageSummary, out: Output) {
             t.deleted,
             match t.status {
                 backup_core::salvage::TableStatus::Added => "  (table added since the snapshot)",
-                backup_core::salvage::TableStatus::Dropped => "  (table dropped since the snapshot)",
+                backup_core::salvage::TableStatus::Dropped =>
+                    "  (table dropped since the snapshot)",
                 _ => "",
             }
         ));

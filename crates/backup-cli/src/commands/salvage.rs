@@ -173,7 +173,12 @@ fn show(s: &Settings, a: ShowArgs, out: Output) -> Result<i32> {
     let (object, sv) = salvage::find(&repo, &a.rollback)?;
     let tables = |t: &&TableDelta| a.table.as_deref().is_none_or(|w| matches_table(t, w));
     if let Some(w) = &a.table {
-        if !sv.databases.iter().flat_map(|d| &d.tables).any(|t| matches_table(t, w)) {
+        if !sv
+            .databases
+            .iter()
+            .flat_map(|d| &d.tables)
+            .any(|t| matches_table(t, w))
+        {
             bail!(backup_core::Error::usage(format!(
                 "the delta of rollback {} has no table {w}",
                 sv.rollback
@@ -185,18 +190,30 @@ fn show(s: &Settings, a: ShowArgs, out: Output) -> Result<i32> {
             .databases
             .iter()
             .map(|d| {
-                let ts: Vec<_> = d.tables.iter().filter(tables).map(|t| table_json(t, a.rows)).collect();
+                let ts: Vec<_> = d
+                    .tables
+                    .iter()
+                    .filter(tables)
+                    .map(|t| table_json(t, a.rows))
+                    .collect();
                 json!({"name": d.name, "live": d.live, "kept": d.kept,
                        "identities_used": d.identities_used, "tables": ts})
             })
             .collect();
-        out.print_json(&json!({"rollback": sv.rollback, "snapshot": sv.snapshot, "object": object,
-                               "computed": sv.computed, "databases": dbs}));
+        out.print_json(
+            &json!({"rollback": sv.rollback, "snapshot": sv.snapshot, "object": object,
+                               "computed": sv.computed, "databases": dbs}),
+        );
         return Ok(exit::OK);
     }
     print_counts(&sv, out);
     for d in &sv.databases {
-        for t in d.tables.iter().filter(tables).filter(|t| t.changed() || a.table.is_some()) {
+        for t in d
+            .tables
+            .iter()
+            .filter(tables)
+            .filter(|t| t.changed() || a.table.is_some())
+        {
             print_table(d.name.as_str(), t, a.rows, out);
         }
     }
@@ -218,16 +235,26 @@ fn print_table(db: &str, t: &TableDelta, rows: usize, out: Output) {
         "\n{db}:{} ({:?}; key {}): +{} ~{} -{}",
         t.label(),
         t.status,
-        if t.key.is_empty() { "none, rows compared as a multiset".to_string() } else { t.key.join(", ") },
+        if t.key.is_empty() {
+            "none, rows compared as a multiset".to_string()
+        } else {
+            t.key.join(", ")
+        },
         t.inserted,
         t.updated,
         t.deleted
     ));
     if !t.carried.is_empty() {
-        out.say(format!("  columns only in the replaced state (carried): {}", t.carried.join(", ")));
+        out.say(format!(
+            "  columns only in the replaced state (carried): {}",
+            t.carried.join(", ")
+        ));
     }
     if !t.missing.is_empty() {
-        out.say(format!("  columns only in the snapshot: {}", t.missing.join(", ")));
+        out.say(format!(
+            "  columns only in the snapshot: {}",
+            t.missing.join(", ")
+        ));
     }
     let fmt = |cols: &[String], vals: &[Option<String>]| {
         cols.iter()
@@ -262,7 +289,11 @@ fn export(s: &Settings, a: ExportArgs, out: Output) -> Result<i32> {
         if out.json {
             out.print_json(&json!({"files": files}));
         }
-        out.say(format!("{} CSV files written to {}", files.len(), a.output.display()));
+        out.say(format!(
+            "{} CSV files written to {}",
+            files.len(),
+            a.output.display()
+        ));
         return Ok(exit::OK);
     }
     let text = salvage::script(&salvage::export_sql(d, a.on_conflict.into()));
@@ -285,9 +316,16 @@ fn apply(s: &Settings, a: ApplyArgs, out: Output) -> Result<i32> {
     let repo = s.open()?;
     let (_, sv) = salvage::find(&repo, &a.rollback)?;
     let d = salvage::pick(&sv, a.component.as_deref())?;
-    let entry = system.postgres.iter().find(|p| p.name == d.name).ok_or_else(|| {
-        backup_core::Error::usage(format!("the system description has no [[postgres]] entry named {:?}", d.name))
-    })?;
+    let entry = system
+        .postgres
+        .iter()
+        .find(|p| p.name == d.name)
+        .ok_or_else(|| {
+            backup_core::Error::usage(format!(
+                "the system description has no [[postgres]] entry named {:?}",
+                d.name
+            ))
+        })?;
     let target = ConnInfo::parse(&entry.connection)?;
     let r = salvage::apply(d, &target, a.on_conflict.into(), a.dry_run)?;
     if out.json {
@@ -296,7 +334,13 @@ fn apply(s: &Settings, a: ApplyArgs, out: Output) -> Result<i32> {
         for c in &r.conflicts {
             println!("conflict: {} {} #{}: {}", c.table, c.kind, c.n, c.why);
         }
-        let verb = if r.committed { "applied" } else if r.dry_run { "dry run, rolled back" } else { "NOT applied" };
+        let verb = if r.committed {
+            "applied"
+        } else if r.dry_run {
+            "dry run, rolled back"
+        } else {
+            "NOT applied"
+        };
         out.say(format!(
             "{verb} to {}: {} rows deleted, {} inserted or updated, {} sequences moved forward, {} conflicts",
             r.database,

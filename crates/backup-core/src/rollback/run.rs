@@ -320,7 +320,11 @@ fn finish(session: &Session, mut j: Journal) -> Result<RollbackReport> {
 /// between the kept and the rolled-back databases). Its failure is a
 /// failed step, never a failed rollback.
 fn salvage_step(session: &Session, j: &mut Journal) {
-    if !j.components.iter().any(|c| matches!(c, Switch::Postgres(_))) {
+    if !j
+        .components
+        .iter()
+        .any(|c| matches!(c, Switch::Postgres(_)))
+    {
         return;
     }
     let started = Utc::now();

@@ -1,6 +1,7 @@
 //! Running the re-applying script against the rolled-back database, with
 //! a summary: conflicts found, rows deleted and upserted, sequences moved.
-//! A dry run does everything and rolls back.
+//! A dry run does everything but move sequences (`setval` is not
+//! transactional) and rolls back.
 
 use super::export::{export_sql, Conflict, OnConflict, LIST_CONFLICTS};
 use super::DatabaseDelta;
@@ -19,7 +20,7 @@ pub struct ApplyReport {
     pub deleted: u64,
     /// Rows inserted or updated.
     pub upserted: u64,
-    /// Sequences moved forward (or checked).
+    /// Sequences moved forward (in a dry run: that would be).
     pub sequences: u64,
     /// Whether the transaction was committed.
     pub committed: bool,
@@ -28,7 +29,12 @@ pub struct ApplyReport {
 }
 
 /// Applies `d` to the database `target`.
-pub fn apply(d: &DatabaseDelta, target: &ConnInfo, on_conflict: OnConflict, dry_run: bool) -> Result<ApplyReport> {
+pub fn apply(
+    d: &DatabaseDelta,
+    target: &ConnInfo,
+    on_conflict: OnConflict,
+    dry_run: bool,
+) -> Result<ApplyReport> {
     let mut c = target.connect()?;
     let mut report = ApplyReport {
         database: target.dbname().to_string(),
@@ -44,7 +50,9 @@ pub fn apply(d: &DatabaseDelta, target: &ConnInfo, on_conflict: OnConflict, dry_
             break;
         }
         if st == LIST_CONFLICTS {
-            let rows = c.query(st.as_str(), &[]).map_err(|e| db_error("listing conflicts", e))?;
+            let rows = c
+                .query(st.as_str(), &[])
+                .map_err(|e| db_error("listing conflicts", e))?;
             report.conflicts = rows
                 .iter()
                 .map(|r| Conflict {
@@ -60,11 +68,19 @@ pub fn apply(d: &DatabaseDelta, target: &ConnInfo, on_conflict: OnConflict, dry_
             continue;
         }
         let what = statement_kind(&st);
-        if what == Kind::Batch {
-            c.batch_execute(&st).map_err(|e| db_error("applying the delta", e))?;
+        if what == Kind::Sequence && dry_run {
+            // setval is not transactional: a dry run only counts them.
+            report.sequences += 1;
             continue;
         }
-        let n = c.execute(st.as_str(), &[]).map_err(|e| db_error("applying the delta", e))?;
+        if what == Kind::Batch {
+            c.batch_execute(&st)
+                .map_err(|e| db_error("applying the delta", e))?;
+            continue;
+        }
+        let n = c
+            .execute(st.as_str(), &[])
+            .map_err(|e| db_error("applying the delta", e))?;
         match what {
             Kind::Delete => report.deleted += n,
             Kind::Upsert => report.upserted += n,
@@ -75,7 +91,8 @@ pub fn apply(d: &DatabaseDelta, target: &ConnInfo, on_conflict: OnConflict, dry_
     if !dry_run && !(on_conflict == OnConflict::Fail && !report.conflicts.is_empty()) {
         report.committed = true;
     } else {
-        c.batch_execute("ROLLBACK").map_err(|e| db_error("rolling back", e))?;
+        c.batch_execute("ROLLBACK")
+            .map_err(|e| db_error("rolling back", e))?;
     }
     Ok(report)
 }

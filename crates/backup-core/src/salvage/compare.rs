@@ -64,7 +64,10 @@ pub fn compute_component(
     let mut stats = CompareStats::default();
     let mut tables = Vec::new();
     for ((schema, tname), sides) in all {
-        let snap_table = snap.tables.iter().find(|t| t.schema == schema && t.name == tname);
+        let snap_table = snap
+            .tables
+            .iter()
+            .find(|t| t.schema == schema && t.name == tname);
         let d = match sides {
             (Some(k), Some(l)) => both(&mut s, &k, &l, snap_table, &mut stats),
             (Some(k), None) => added(&mut s, &k),
@@ -100,17 +103,26 @@ pub fn compute_component(
 fn open(live: &ConnInfo, kept: &ConnInfo, snap: &PostgresComponent) -> Result<Sides> {
     let settings = session_settings(&snap.encoding, &snap.lc_monetary);
     let mut k = kept.connect().map_err(|e| {
-        e.context(format!("the kept database {} cannot be opened", kept.dbname()))
+        e.context(format!(
+            "the kept database {} cannot be opened",
+            kept.dbname()
+        ))
     })?;
     let mut l = live.connect()?;
     k.batch_execute(&format!(
         "{settings}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
     ))
     .map_err(|e| db_error("starting to read the kept database", e))?;
-    l.batch_execute(&format!("{settings}; BEGIN ISOLATION LEVEL REPEATABLE READ"))
-        .map_err(|e| db_error("starting to read the rolled-back database", e))?;
+    l.batch_execute(&format!(
+        "{settings}; BEGIN ISOLATION LEVEL REPEATABLE READ"
+    ))
+    .map_err(|e| db_error("starting to read the rolled-back database", e))?;
     let server = pgcat::server_info(&mut k)?;
-    let horizon = match (unchanged::identity(&mut k, &server, &settings), &snap.identity, snap.xid) {
+    let horizon = match (
+        unchanged::identity(&mut k, &server, &settings),
+        &snap.identity,
+        snap.xid,
+    ) {
         (Some(now), Some(id), Some(xid))
             if &now.id == id && xid <= now.xid && now.xid - xid < MAX_XID_DISTANCE =>
         {
@@ -132,7 +144,12 @@ fn open(live: &ConnInfo, kept: &ConnInfo, snap: &PostgresComponent) -> Result<Si
 
 /// Column bookkeeping of a table in both states.
 fn frame(k: &Table, l: &Table, status: TableStatus) -> TableDelta {
-    let compared: Vec<String> = l.columns.iter().filter(|c| k.columns.contains(*c)).cloned().collect();
+    let compared: Vec<String> = l
+        .columns
+        .iter()
+        .filter(|c| k.columns.contains(*c))
+        .cloned()
+        .collect();
     let within = |key: &[String]| !key.is_empty() && key.iter().all(|c| compared.contains(c));
     let key = if within(&l.key) {
         l.key.clone()
@@ -148,8 +165,18 @@ fn frame(k: &Table, l: &Table, status: TableStatus) -> TableDelta {
         key,
         columns: k.columns.clone(),
         types: k.types.clone(),
-        carried: k.columns.iter().filter(|c| !compared.contains(*c)).cloned().collect(),
-        missing: l.columns.iter().filter(|c| !compared.contains(*c)).cloned().collect(),
+        carried: k
+            .columns
+            .iter()
+            .filter(|c| !compared.contains(*c))
+            .cloned()
+            .collect(),
+        missing: l
+            .columns
+            .iter()
+            .filter(|c| !compared.contains(*c))
+            .cloned()
+            .collect(),
         compared,
         inserted: 0,
         updated: 0,
@@ -236,7 +263,9 @@ fn count(c: &mut Client, t: &Table, filter: &str) -> Result<u64> {
         "SELECT count(*)::int8 FROM ONLY {} x WHERE {filter}",
         qualified(&t.schema, &t.name)
     );
-    let row = c.query_one(&sql, &[]).map_err(|e| db_error("counting rows", e))?;
+    let row = c
+        .query_one(&sql, &[])
+        .map_err(|e| db_error("counting rows", e))?;
     Ok(row.get::<_, i64>(0) as u64)
 }
 
@@ -291,7 +320,13 @@ impl Table {
 
 /// A temporary table of `d.key` columns (typed as in `l`) in the
 /// rolled-back database's session.
-fn key_table(live: &mut Client, d: &TableDelta, l: &Table, name: &str, numbered: bool) -> Result<()> {
+fn key_table(
+    live: &mut Client,
+    d: &TableDelta,
+    l: &Table,
+    name: &str,
+    numbered: bool,
+) -> Result<()> {
     let mut cols: Vec<String> = Vec::new();
     if numbered {
         cols.push("salvage_n int8".into());
@@ -307,7 +342,12 @@ fn key_table(live: &mut Client, d: &TableDelta, l: &Table, name: &str, numbered:
 }
 
 /// The snapshot's row for each key, if it has one.
-fn look_up(live: &mut Client, d: &TableDelta, l: &Table, keys: &[Vec<Value>]) -> Result<Vec<Option<Original>>> {
+fn look_up(
+    live: &mut Client,
+    d: &TableDelta,
+    l: &Table,
+    keys: &[Vec<Value>],
+) -> Result<Vec<Option<Original>>> {
     let mut found = vec![None; keys.len()];
     if keys.is_empty() {
         return Ok(found);
@@ -353,7 +393,10 @@ fn gone_rows(s: &mut Sides, d: &TableDelta, l: &Table) -> Result<Vec<Original>> 
         qualified(&d.schema, &d.name)
     );
     {
-        let mut r = s.kept.copy_out(&out_sql).map_err(|e| db_error("reading keys", e))?;
+        let mut r = s
+            .kept
+            .copy_out(&out_sql)
+            .map_err(|e| db_error("reading keys", e))?;
         let mut w = s
             .live
             .copy_in("COPY pg_temp.salvage_all FROM STDIN")
@@ -399,7 +442,10 @@ fn multiset(s: &mut Sides, d: &mut TableDelta) -> Result<Vec<Change>> {
     })?;
     let mut out = Vec::new();
     if m.deleted() > 0 {
-        let sql = format!("SELECT {text}, {} FROM ONLY {table} x", text_array(&d.compared));
+        let sql = format!(
+            "SELECT {text}, {} FROM ONLY {table} x",
+            text_array(&d.compared)
+        );
         each_row(&mut s.live, &sql, |r| {
             if m.take_deleted(r.get(0)) {
                 out.push(Change {
@@ -412,7 +458,10 @@ fn multiset(s: &mut Sides, d: &mut TableDelta) -> Result<Vec<Change>> {
         })?;
     }
     if m.inserted() > 0 {
-        let sql = format!("SELECT {text}, {} FROM ONLY {table} x", text_array(&d.columns));
+        let sql = format!(
+            "SELECT {text}, {} FROM ONLY {table} x",
+            text_array(&d.columns)
+        );
         each_row(&mut s.kept, &sql, |r| {
             if m.take_inserted(r.get(0)) {
                 out.push(Change {

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 /// Writes the CSV files of `d` into `dir` (created if missing); returns
 /// the files written.
 pub fn write_csv(d: &DatabaseDelta, dir: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let mut files = Vec::new();
     for t in d.tables.iter().filter(|t| !t.changes.is_empty()) {
         for kind in [ChangeKind::Insert, ChangeKind::Update, ChangeKind::Delete] {
@@ -37,7 +38,8 @@ pub fn write_csv(d: &DatabaseDelta, dir: &Path) -> Result<Vec<PathBuf>> {
             for r in rows {
                 text.push_str(&line(r));
             }
-            let mut f = std::fs::File::create(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+            let mut f = std::fs::File::create(&path)
+                .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
             f.write_all(text.as_bytes())
                 .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
             files.push(path);
@@ -68,7 +70,13 @@ mod tests {
 
     #[test]
     fn csv_quotes_what_needs_it_and_tells_null_from_empty() {
-        let l = line(&[None, Some(String::new()), Some("a,b".into()), Some("say \"hi\"".into()), Some("x".into())]);
+        let l = line(&[
+            None,
+            Some(String::new()),
+            Some("a,b".into()),
+            Some("say \"hi\"".into()),
+            Some("x".into()),
+        ]);
         assert_eq!(l, ",\"\",\"a,b\",\"say \"\"hi\"\"\",x\n");
     }
 }

@@ -48,14 +48,19 @@ pub struct Conflict {
 pub fn pick<'a>(s: &'a Salvage, component: Option<&str>) -> Result<&'a DatabaseDelta> {
     match component {
         Some(c) => s.databases.iter().find(|d| d.name == c).ok_or_else(|| {
-            Error::usage(format!("rollback {} switched no database named {c:?}", s.rollback))
+            Error::usage(format!(
+                "rollback {} switched no database named {c:?}",
+                s.rollback
+            ))
         }),
         None if s.databases.len() == 1 => Ok(&s.databases[0]),
         None if s.databases.is_empty() => Err(Error::usage(format!(
             "rollback {} switched no database: there is nothing to export",
             s.rollback
         ))),
-        None => Err(Error::usage("the rollback switched several databases: name one with --component")),
+        None => Err(Error::usage(
+            "the rollback switched several databases: name one with --component",
+        )),
     }
 }
 
@@ -111,7 +116,9 @@ fn ordered(d: &DatabaseDelta) -> Vec<&TableDelta> {
     let tables: Vec<&TableDelta> = d
         .tables
         .iter()
-        .filter(|t| matches!(t.status, TableStatus::Changed | TableStatus::Added) && !t.changes.is_empty())
+        .filter(|t| {
+            matches!(t.status, TableStatus::Changed | TableStatus::Added) && !t.changes.is_empty()
+        })
         .collect();
     let pos = |label: &str| tables.iter().position(|t| t.label() == label);
     let edges: Vec<(usize, usize)> = d
@@ -119,7 +126,10 @@ fn ordered(d: &DatabaseDelta) -> Vec<&TableDelta> {
         .iter()
         .filter_map(|(c, p)| Some((pos(c)?, pos(p)?)))
         .collect();
-    fk_order(tables.len(), &edges).into_iter().map(|i| tables[i]).collect()
+    fk_order(tables.len(), &edges)
+        .into_iter()
+        .map(|i| tables[i])
+        .collect()
 }
 
 /// Every change with its number in the script.
@@ -159,8 +169,16 @@ fn key_of(t: &TableDelta, c: &Change) -> Vec<String> {
         .map(|k| {
             let ty = type_of(t, k);
             let v = match (&c.before, &c.after) {
-                (Some(b), _) => t.compared.iter().position(|x| x == k).and_then(|i| b[i].clone()),
-                (None, Some(a)) => t.columns.iter().position(|x| x == k).and_then(|i| a[i].clone()),
+                (Some(b), _) => t
+                    .compared
+                    .iter()
+                    .position(|x| x == k)
+                    .and_then(|i| b[i].clone()),
+                (None, Some(a)) => t
+                    .columns
+                    .iter()
+                    .position(|x| x == k)
+                    .and_then(|i| a[i].clone()),
                 (None, None) => None,
             };
             typed(&v, ty)
@@ -180,12 +198,20 @@ fn type_of<'a>(t: &'a TableDelta, c: &str) -> &'a str {
 fn after_compared(t: &TableDelta, a: &[Value]) -> Vec<Value> {
     t.compared
         .iter()
-        .map(|c| t.columns.iter().position(|x| x == c).and_then(|i| a[i].clone()))
+        .map(|c| {
+            t.columns
+                .iter()
+                .position(|x| x == c)
+                .and_then(|i| a[i].clone())
+        })
         .collect()
 }
 
 fn row_of(prefix: &str, cols: &[String]) -> String {
-    let items: Vec<String> = cols.iter().map(|c| format!("{prefix}.{}::text", ident(c))).collect();
+    let items: Vec<String> = cols
+        .iter()
+        .map(|c| format!("{prefix}.{}::text", ident(c)))
+        .collect();
     format!("ROW({})", items.join(", "))
 }
 
@@ -244,11 +270,16 @@ fn checks(t: &TableDelta, rows: &[(i64, &Change)]) -> Vec<String> {
                     "EXISTS (SELECT 1 FROM ONLY {table} x WHERE {} AND NOT ({same}))",
                     key_match(t)
                 ),
-                (_, false) => format!("NOT EXISTS (SELECT 1 FROM ONLY {table} x WHERE {} AND {same})", key_match(t)),
+                (_, false) => format!(
+                    "NOT EXISTS (SELECT 1 FROM ONLY {table} x WHERE {} AND {same})",
+                    key_match(t)
+                ),
                 (_, true) => format!("NOT EXISTS (SELECT 1 FROM ONLY {table} x WHERE {same})"),
             };
             let why = match kind {
-                ChangeKind::Insert => "the key was taken in the target since the rollback, with other values",
+                ChangeKind::Insert => {
+                    "the key was taken in the target since the rollback, with other values"
+                }
                 _ => "the row was changed or deleted in the target since the rollback",
             };
             out.push(format!(
@@ -274,11 +305,20 @@ fn not_conflicting(guard: bool, n: &str) -> String {
 /// The deletes of one table.
 fn deletes(t: &TableDelta, rows: &[(i64, &Change)], guard: bool) -> Vec<String> {
     let table = qualified(&t.schema, &t.name);
-    let dels: Vec<&(i64, &Change)> = rows.iter().filter(|(_, c)| c.kind == ChangeKind::Delete).collect();
+    let dels: Vec<&(i64, &Change)> = rows
+        .iter()
+        .filter(|(_, c)| c.kind == ChangeKind::Delete)
+        .collect();
     let mut out = Vec::new();
     if t.key.is_empty() {
         for (n, c) in dels {
-            let before: Vec<String> = c.before.as_deref().unwrap_or(&[]).iter().map(|v| typed(v, "text")).collect();
+            let before: Vec<String> = c
+                .before
+                .as_deref()
+                .unwrap_or(&[])
+                .iter()
+                .map(|v| typed(v, "text"))
+                .collect();
             out.push(format!(
                 "DELETE FROM ONLY {table} x WHERE x.ctid = (SELECT y.ctid FROM ONLY {table} y WHERE {} IS NOT DISTINCT FROM ROW({}) LIMIT 1){}",
                 row_of("y", &t.compared),
@@ -313,7 +353,10 @@ fn deletes(t: &TableDelta, rows: &[(i64, &Change)], guard: bool) -> Vec<String> 
 /// The inserts and updates of one table.
 fn upserts(t: &TableDelta, rows: &[(i64, &Change)], guard: bool) -> Vec<String> {
     let table = qualified(&t.schema, &t.name);
-    let ups: Vec<&(i64, &Change)> = rows.iter().filter(|(_, c)| c.kind != ChangeKind::Delete).collect();
+    let ups: Vec<&(i64, &Change)> = rows
+        .iter()
+        .filter(|(_, c)| c.kind != ChangeKind::Delete)
+        .collect();
     let cols: Vec<String> = t.columns.iter().map(|c| ident(c)).collect();
     let on_conflict = if t.key.is_empty() {
         String::new()
@@ -328,7 +371,11 @@ fn upserts(t: &TableDelta, rows: &[(i64, &Change)], guard: bool) -> Vec<String> 
         if set.is_empty() {
             format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", "))
         } else {
-            format!(" ON CONFLICT ({}) DO UPDATE SET {}", keys.join(", "), set.join(", "))
+            format!(
+                " ON CONFLICT ({}) DO UPDATE SET {}",
+                keys.join(", "),
+                set.join(", ")
+            )
         }
     };
     let mut out = Vec::new();

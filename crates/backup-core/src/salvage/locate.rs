@@ -32,7 +32,10 @@ pub fn find_rollback(system: &System, id: Option<&str>) -> Result<RollbackRef> {
             Error::not_found("this system has no finished rollback in its state directory")
         })?,
         Some(id) => {
-            let mut hits: Vec<Journal> = rollbacks.into_iter().filter(|j| j.id.starts_with(id)).collect();
+            let mut hits: Vec<Journal> = rollbacks
+                .into_iter()
+                .filter(|j| j.id.starts_with(id))
+                .collect();
             match hits.len() {
                 0 => {
                     return Err(Error::not_found(format!(
@@ -51,7 +54,10 @@ pub fn find_rollback(system: &System, id: Option<&str>) -> Result<RollbackRef> {
         )));
     }
     if j.cleaned {
-        let kept = databases(&j).next().map(|d| d.1.to_string()).unwrap_or_default();
+        let kept = databases(&j)
+            .next()
+            .map(|d| d.1.to_string())
+            .unwrap_or_default();
         return Err(kept_gone(&kept, &j.id));
     }
     Ok(j)
@@ -67,7 +73,11 @@ fn databases(j: &Journal) -> impl Iterator<Item = (&str, &str, &str)> {
 
 /// Computes the delta of rollback `j` and stores it; returns the object
 /// id, the salvage and what it cost.
-pub fn compute_for(repo: &Repository, system: &System, j: &Journal) -> Result<(Id, Salvage, CompareStats)> {
+pub fn compute_for(
+    repo: &Repository,
+    system: &System,
+    j: &Journal,
+) -> Result<(Id, Salvage, CompareStats)> {
     let t0 = Instant::now();
     let computed = chrono::Utc::now();
     let snap_id = Id::from_hex(&j.snapshot)?;
@@ -75,18 +85,32 @@ pub fn compute_for(repo: &Repository, system: &System, j: &Journal) -> Result<(I
     let mut out = Vec::new();
     let mut stats = CompareStats::default();
     for (name, kept, live) in databases(j) {
-        let entry = system.postgres.iter().find(|p| p.name == name).ok_or_else(|| {
-            Error::usage(format!("the system description has no [[postgres]] entry named {name:?}"))
-        })?;
+        let entry = system
+            .postgres
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "the system description has no [[postgres]] entry named {name:?}"
+                ))
+            })?;
         let conn = ConnInfo::parse(&entry.connection)?;
         let component = snap.databases().find(|d| d.name == name).ok_or_else(|| {
-            Error::not_found(format!("snapshot {} has no database component {name:?}", snap_id.short()))
+            Error::not_found(format!(
+                "snapshot {} has no database component {name:?}",
+                snap_id.short()
+            ))
         })?;
         if !database_exists(&conn.with_dbname(live), kept)? {
             return Err(kept_gone(kept, &j.id));
         }
-        let (d, s) = compute_component(name, &conn.with_dbname(live), &conn.with_dbname(kept), component)
-            .map_err(|e| e.context(format!("computing the delta of {name}")))?;
+        let (d, s) = compute_component(
+            name,
+            &conn.with_dbname(live),
+            &conn.with_dbname(kept),
+            component,
+        )
+        .map_err(|e| e.context(format!("computing the delta of {name}")))?;
         stats.skipped += s.skipped;
         stats.rows_read += s.rows_read;
         out.push(d);
@@ -106,7 +130,10 @@ pub fn compute_for(repo: &Repository, system: &System, j: &Journal) -> Result<(I
 fn database_exists(conn: &ConnInfo, name: &str) -> Result<bool> {
     let mut c = conn.connect()?;
     let row = c
-        .query_one("SELECT count(*)::int8 FROM pg_database WHERE datname = $1", &[&name])
+        .query_one(
+            "SELECT count(*)::int8 FROM pg_database WHERE datname = $1",
+            &[&name],
+        )
         .map_err(|e| db_error("looking for the kept database", e))?;
     Ok(row.get::<_, i64>(0) > 0)
 }

@@ -77,22 +77,36 @@ pub struct Multiset {
 impl Multiset {
     /// A snapshot row, first pass.
     pub fn count_snapshot(&mut self, compared: &str) {
-        *self.counts.entry(xxh3_128(compared.as_bytes())).or_default() += 1;
+        *self
+            .counts
+            .entry(xxh3_128(compared.as_bytes()))
+            .or_default() += 1;
     }
 
     /// A replaced-state row, first pass.
     pub fn count_kept(&mut self, compared: &str) {
-        *self.counts.entry(xxh3_128(compared.as_bytes())).or_default() -= 1;
+        *self
+            .counts
+            .entry(xxh3_128(compared.as_bytes()))
+            .or_default() -= 1;
     }
 
     /// Rows the snapshot has more of than the replaced state: deleted.
     pub fn deleted(&self) -> u64 {
-        self.counts.values().filter(|&&n| n > 0).map(|&n| n as u64).sum()
+        self.counts
+            .values()
+            .filter(|&&n| n > 0)
+            .map(|&n| n as u64)
+            .sum()
     }
 
     /// Rows the replaced state has more of than the snapshot: inserted.
     pub fn inserted(&self) -> u64 {
-        self.counts.values().filter(|&&n| n < 0).map(|&n| (-n) as u64).sum()
+        self.counts
+            .values()
+            .filter(|&&n| n < 0)
+            .map(|&n| (-n) as u64)
+            .sum()
     }
 
     /// Second pass over the snapshot: whether this row is one of the
@@ -187,10 +201,16 @@ mod tests {
             vec![orig("4", "d")],
         );
         assert_eq!(count(&changes), (1, 1, 1));
-        let upd = changes.iter().find(|c| c.kind == ChangeKind::Update).unwrap();
+        let upd = changes
+            .iter()
+            .find(|c| c.kind == ChangeKind::Update)
+            .unwrap();
         assert_eq!(upd.before.as_ref().unwrap()[1].as_deref(), Some("b"));
         assert_eq!(upd.after.as_ref().unwrap()[1].as_deref(), Some("b2"));
-        let del = changes.iter().find(|c| c.kind == ChangeKind::Delete).unwrap();
+        let del = changes
+            .iter()
+            .find(|c| c.kind == ChangeKind::Delete)
+            .unwrap();
         assert!(del.after.is_none());
         assert_eq!(del.before.as_ref().unwrap()[0].as_deref(), Some("4"));
     }

@@ -27,11 +27,11 @@
 pub mod apply;
 mod catalog;
 pub mod compare;
-mod sql;
 pub mod csv;
 pub mod export;
 mod locate;
 pub mod merge;
+mod sql;
 pub mod store;
 
 pub use apply::{apply, ApplyReport};
@@ -234,7 +234,11 @@ impl Salvage {
     pub fn counts(&self) -> Vec<TableCounts> {
         let mut out = Vec::new();
         for db in &self.databases {
-            for t in db.tables.iter().filter(|t| t.status != TableStatus::Unchanged) {
+            for t in db
+                .tables
+                .iter()
+                .filter(|t| t.status != TableStatus::Unchanged)
+            {
                 out.push(TableCounts {
                     table: format!("{}:{}", db.name, t.label()),
                     status: t.status,

@@ -16,14 +16,20 @@ pub fn text_array(cols: &[String]) -> String {
     if cols.is_empty() {
         return "'{}'::text[]".into();
     }
-    let items: Vec<String> = cols.iter().map(|c| format!("x.{}::text", ident(c))).collect();
+    let items: Vec<String> = cols
+        .iter()
+        .map(|c| format!("x.{}::text", ident(c)))
+        .collect();
     format!("ARRAY[{}]::text[]", items.join(", "))
 }
 
 /// `json_build_array(x."a"::text, …)::text`: the columns as one text that
 /// is equal exactly when every value's text form is.
 pub fn row_text(cols: &[String]) -> String {
-    let items: Vec<String> = cols.iter().map(|c| format!("x.{}::text", ident(c))).collect();
+    let items: Vec<String> = cols
+        .iter()
+        .map(|c| format!("x.{}::text", ident(c)))
+        .collect();
     format!("json_build_array({})::text", items.join(", "))
 }
 

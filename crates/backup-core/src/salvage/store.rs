@@ -30,7 +30,8 @@ pub fn load(repo: &Repository, name: &str) -> Result<Salvage> {
             format!("salvage {name} has a version this tool does not know"),
         ));
     }
-    serde_json::from_value(v).map_err(|e| Error::corrupt(format!("salvage {name} is malformed: {e}")))
+    serde_json::from_value(v)
+        .map_err(|e| Error::corrupt(format!("salvage {name} is malformed: {e}")))
 }
 
 /// Every stored salvage with its object name, oldest computation first.
