@@ -98,6 +98,15 @@ fn rolled_back() -> Setup {
         &[("dms", pg.conninfo("dms"))],
         &Hooks::default(),
     );
+    // The customers' preferences are secret: shown masked, exported as they are.
+    let text = std::fs::read_to_string(&sys.config).unwrap();
+    let conn = format!("connection = {:?}\n", pg.conninfo("dms"));
+    assert!(text.contains(&conn), "{text}");
+    let text = text.replace(
+        &conn,
+        &format!("{conn}secret_columns = [\"customers.prefs\"]\n"),
+    );
+    std::fs::write(&sys.config, text).unwrap();
     new_database(&pg, "dms", V1);
     sys.v1();
     sys.run(&["init"]).ok();
@@ -171,6 +180,10 @@ fn the_delta_counts_the_writes_and_its_export_restores_the_replaced_rows() {
         sample.contains("\\\\x00ff10")
             && sample.contains("b c")
             && sample.contains("line1\\nline2"),
+        "{sample}"
+    );
+    assert!(
+        sample.contains("***") && !sample.contains("vip"),
         "{sample}"
     );
     assert_eq!(

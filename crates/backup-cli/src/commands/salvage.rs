@@ -7,7 +7,7 @@ use crate::output::{human_secs, Output};
 use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
 use backup_core::repository::Lock;
-use backup_core::salvage::{self, OnConflict, Salvage, TableDelta};
+use backup_core::salvage::{self, Change, DatabaseDelta, OnConflict, Salvage, TableDelta};
 use backup_core::source::postgres::conninfo::ConnInfo;
 use serde_json::json;
 use std::path::PathBuf;
@@ -194,7 +194,7 @@ fn show(s: &Settings, a: ShowArgs, out: Output) -> Result<i32> {
                     .tables
                     .iter()
                     .filter(tables)
-                    .map(|t| table_json(t, a.rows))
+                    .map(|t| table_json(d, t, a.rows))
                     .collect();
                 json!({"name": d.name, "live": d.live, "kept": d.kept,
                        "identities_used": d.identities_used, "tables": ts})
@@ -214,23 +214,37 @@ fn show(s: &Settings, a: ShowArgs, out: Output) -> Result<i32> {
             .filter(tables)
             .filter(|t| t.changed() || a.table.is_some())
         {
-            print_table(d.name.as_str(), t, a.rows, out);
+            print_table(d, t, a.rows, out);
         }
     }
     Ok(exit::OK)
 }
 
-fn table_json(t: &TableDelta, rows: usize) -> serde_json::Value {
+/// The first `rows` changes of `t`, secret values masked.
+fn sample(d: &DatabaseDelta, t: &TableDelta, rows: usize) -> Vec<Change> {
+    t.changes
+        .iter()
+        .take(rows)
+        .map(|c| Change {
+            kind: c.kind,
+            before: c.before.as_ref().map(|b| d.masked(t, &t.compared, b)),
+            after: c.after.as_ref().map(|a| d.masked(t, &t.columns, a)),
+        })
+        .collect()
+}
+
+fn table_json(d: &DatabaseDelta, t: &TableDelta, rows: usize) -> serde_json::Value {
     json!({
         "table": t.label(), "status": t.status, "key": t.key, "columns": t.columns,
         "compared": t.compared, "carried": t.carried, "missing": t.missing,
         "inserted": t.inserted, "updated": t.updated, "deleted": t.deleted,
         "snapshot_rows": t.snapshot_rows, "rows_read": t.rows_read,
-        "sample": t.changes.iter().take(rows).collect::<Vec<_>>(),
+        "sample": sample(d, t, rows),
     })
 }
 
-fn print_table(db: &str, t: &TableDelta, rows: usize, out: Output) {
+fn print_table(d: &DatabaseDelta, t: &TableDelta, rows: usize, out: Output) {
+    let db = d.name.as_str();
     out.say(format!(
         "\n{db}:{} ({:?}; key {}): +{} ~{} -{}",
         t.label(),
@@ -263,7 +277,7 @@ fn print_table(db: &str, t: &TableDelta, rows: usize, out: Output) {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    for c in t.changes.iter().take(rows) {
+    for c in sample(d, t, rows) {
         match (&c.before, &c.after) {
             (Some(b), Some(a)) => out.say(format!(
                 "  update  {}\n      ->  {}",

@@ -88,7 +88,8 @@ pub fn apply(
             Kind::Other | Kind::Batch => {}
         }
     }
-    if !dry_run && !(on_conflict == OnConflict::Fail && !report.conflicts.is_empty()) {
+    let stopped = on_conflict == OnConflict::Fail && !report.conflicts.is_empty();
+    if !dry_run && !stopped {
         report.committed = true;
     } else {
         c.batch_execute("ROLLBACK")

@@ -93,6 +93,8 @@ pub fn compute_component(
             sequences,
             references,
             settings: session_settings(&snap.encoding, &snap.lc_monetary),
+            secret: false,
+            secret_columns: Vec::new(),
         },
         stats,
     ))

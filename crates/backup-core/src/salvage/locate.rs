@@ -26,7 +26,7 @@ pub fn find_rollback(system: &System, id: Option<&str>) -> Result<RollbackRef> {
         .into_iter()
         .filter(|j| j.operation == Operation::Rollback)
         .collect();
-    rollbacks.sort_by(|a, b| a.started.cmp(&b.started));
+    rollbacks.sort_by_key(|a| a.started);
     let j = match id {
         None => rollbacks.pop().ok_or_else(|| {
             Error::not_found("this system has no finished rollback in its state directory")
@@ -111,6 +111,9 @@ pub fn compute_for(
             component,
         )
         .map_err(|e| e.context(format!("computing the delta of {name}")))?;
+        let mut d = d;
+        d.secret = entry.secret;
+        d.secret_columns = entry.secret_columns.clone();
         stats.skipped += s.skipped;
         stats.rows_read += s.rows_read;
         out.push(d);

@@ -87,6 +87,34 @@ pub struct DatabaseDelta {
     /// The session settings the values' text forms were read under (`SET`
     /// statements); re-applying runs them first.
     pub settings: String,
+    /// The component is marked secret: no row value is shown.
+    #[serde(default)]
+    pub secret: bool,
+    /// Columns marked secret (`table.column` or `schema.table.column`):
+    /// their values are masked when shown.
+    #[serde(default)]
+    pub secret_columns: Vec<String>,
+}
+
+impl DatabaseDelta {
+    /// Whether values of column `c` of table `t` may not be shown.
+    pub fn is_secret(&self, t: &TableDelta, c: &str) -> bool {
+        self.secret
+            || self.secret_columns.iter().any(|s| {
+                *s == format!("{}.{}.{c}", t.schema, t.name) || *s == format!("{}.{c}", t.name)
+            })
+    }
+
+    /// `values` of `cols` of table `t`, secret ones replaced by `***`.
+    pub fn masked(&self, t: &TableDelta, cols: &[String], values: &[Value]) -> Vec<Value> {
+        cols.iter()
+            .zip(values)
+            .map(|(c, v)| match (v, self.is_secret(t, c)) {
+                (Some(_), true) => Some("***".to_string()),
+                _ => v.clone(),
+            })
+            .collect()
+    }
 }
 
 /// A sequence's value in the replaced state.
