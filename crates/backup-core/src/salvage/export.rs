@@ -418,3 +418,104 @@ fn sequences(d: &DatabaseDelta) -> Vec<String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::salvage::SequenceValue;
+
+    fn table(name: &str, changes: Vec<Change>) -> TableDelta {
+        TableDelta {
+            schema: "public".into(),
+            name: name.into(),
+            status: TableStatus::Changed,
+            key: vec!["id".into()],
+            columns: vec!["id".into(), "v".into()],
+            types: vec!["integer".into(), "text".into()],
+            compared: vec!["id".into(), "v".into()],
+            carried: vec![],
+            missing: vec![],
+            inserted: 0,
+            updated: 0,
+            deleted: 0,
+            rows_read: 0,
+            snapshot_rows: 0,
+            changes,
+        }
+    }
+
+    fn change(kind: ChangeKind, v: &str) -> Change {
+        let row = Some(vec![Some("1".to_string()), Some(v.to_string())]);
+        Change {
+            kind,
+            before: (kind != ChangeKind::Insert).then(|| row.clone()).flatten(),
+            after: (kind != ChangeKind::Delete).then_some(row).flatten(),
+        }
+    }
+
+    fn delta() -> DatabaseDelta {
+        DatabaseDelta {
+            name: "dms".into(),
+            live: "dms".into(),
+            kept: "dms__before".into(),
+            identities_used: true,
+            // The child is listed first: the order must come from the keys.
+            tables: vec![
+                table(
+                    "child",
+                    vec![
+                        change(ChangeKind::Insert, "c"),
+                        change(ChangeKind::Delete, "d"),
+                    ],
+                ),
+                table("parent", vec![change(ChangeKind::Update, "it's")]),
+            ],
+            sequences: vec![SequenceValue {
+                schema: "public".into(),
+                name: "parent_id_seq".into(),
+                last_value: Some(42),
+            }],
+            references: vec![("public.child".into(), "public.parent".into())],
+            settings: "SET timezone = 'UTC'".into(),
+            secret: false,
+            secret_columns: vec![],
+        }
+    }
+
+    fn position(st: &[String], needle: &str) -> usize {
+        st.iter()
+            .position(|s| s.contains(needle))
+            .unwrap_or_else(|| panic!("no statement with {needle}: {st:#?}"))
+    }
+
+    #[test]
+    fn parents_are_upserted_first_and_children_deleted_first() {
+        let st = export_sql(&delta(), OnConflict::Fail);
+        assert_eq!(st.first().map(String::as_str), Some("BEGIN"));
+        assert_eq!(st.last().map(String::as_str), Some("COMMIT"));
+        let list = position(&st, LIST_CONFLICTS);
+        let check = position(&st, "RAISE EXCEPTION");
+        let del_child = position(&st, "DELETE FROM ONLY \"public\".\"child\"");
+        let up_parent = position(&st, "INSERT INTO \"public\".\"parent\"");
+        let up_child = position(&st, "INSERT INTO \"public\".\"child\"");
+        let seq = position(&st, "setval");
+        assert!(list < check && check < del_child && del_child < up_parent);
+        assert!(up_parent < up_child && up_child < seq);
+        assert!(st[up_parent].contains("'it''s'::text"), "{}", st[up_parent]);
+        assert!(st[up_parent].contains("ON CONFLICT (\"id\") DO UPDATE SET \"v\" = EXCLUDED.\"v\""));
+    }
+
+    #[test]
+    fn skip_guards_every_change_and_overwrite_none() {
+        let skip = export_sql(&delta(), OnConflict::Skip);
+        let guarded = |st: &[String]| st.iter().filter(|s| s.contains("c.n = v.")).count();
+        assert_eq!(guarded(&skip), 3, "{skip:#?}");
+        assert!(!skip.iter().any(|s| s.contains("RAISE EXCEPTION")));
+        let over = export_sql(&delta(), OnConflict::Overwrite);
+        assert_eq!(guarded(&over), 0);
+        // The checks run (and list conflicts) whatever the choice.
+        assert!(over
+            .iter()
+            .any(|s| s.starts_with("INSERT INTO pg_temp.salvage_conflicts")));
+    }
+}
