@@ -8,7 +8,8 @@
 //!    the `postgres` benchmark (`BENCH_SALVAGE_MB` MiB);
 //! 3. for each fraction of rows changed (1%, then 0.1%): takes a snapshot with `backup create
 //!    --config` (timed: the full capture), changes that fraction of the rows of every table
-//!    (updates of one column, and a tenth as many deletes from the audit log), rolls back to
+//!    (updates of one column; the audit log, append-only, grows by that fraction; a tenth as
+//!    many repair order lines are deleted), rolls back to
 //!    the snapshot (`--no-safety-snapshot`), checks that the delta counts exactly the rows
 //!    changed, then times `backup salvage compute` (with its peak memory) and drops the kept
 //!    database;
@@ -82,7 +83,6 @@ const UPDATES: &[(&str, &str)] = &[
     ("parts", "qty_on_hand = qty_on_hand + 1"),
     ("repair_orders", "technician = 'changed'"),
     ("ro_lines", "description = 'changed'"),
-    ("audit_log", "actor = 'changed'"),
 ];
 
 fn main() -> ExitCode {
@@ -114,7 +114,7 @@ struct Round {
 
 fn measure(b: &Bench, mib: u64) -> Result<()> {
     let t = std::time::Instant::now();
-    b.generate(DB, mib)?;
+    let scale = b.generate(DB, mib)?;
     let bytes = b.database_size(DB)?;
     println!(
         "generated {DB}: {} in {:.1} s",
@@ -127,7 +127,10 @@ fn measure(b: &Bench, mib: u64) -> Result<()> {
         "backup init (setup)",
         &[OsStr::new("init"), OsStr::new("--config"), config],
     )?;
-    let rounds = [round(b, config, 100)?, round(b, config, 1000)?];
+    let rounds = [
+        round(b, config, &scale, 100)?,
+        round(b, config, &scale, 1000)?,
+    ];
     let mut rows = vec![Row::info("database", human(bytes))];
     for (r, target) in rounds.iter().zip([RATIO_1PCT, RATIO_01PCT]) {
         let ratio = r.compute.secs / r.capture_secs;
@@ -160,7 +163,7 @@ fn measure(b: &Bench, mib: u64) -> Result<()> {
 }
 
 /// A snapshot, `1/modulo` of the rows changed, the rollback, the delta timed.
-fn round(b: &Bench, config: &OsStr, modulo: u64) -> Result<Round> {
+fn round(b: &Bench, config: &OsStr, scale: &schema::Scale, modulo: u64) -> Result<Round> {
     let os = OsStr::new;
     b.checkpoint()?;
     let (create, _) = b.backup(
@@ -172,8 +175,20 @@ fn round(b: &Bench, config: &OsStr, modulo: u64) -> Result<Round> {
         let n = b.sql(DB, &format!("WITH u AS (UPDATE {table} SET {set} WHERE id % {modulo} = 0 RETURNING 1) SELECT count(*) FROM u"))?;
         changed += n.trim().parse::<u64>()?;
     }
-    let n = b.sql(DB, &format!("WITH d AS (DELETE FROM audit_log WHERE id % {} = 1 RETURNING 1) SELECT count(*) FROM d", modulo * 10))?;
+    let n = b.sql(
+        DB,
+        &format!(
+            "WITH d AS (DELETE FROM ro_lines WHERE id % {} = 1 RETURNING 1) SELECT count(*) FROM d",
+            modulo * 10
+        ),
+    )?;
     changed += n.trim().parse::<u64>()?;
+    let grow = (scale.audit / modulo).max(1);
+    b.sql(
+        DB,
+        &data::audit_sql(0.61, scale.audit + 1, scale.audit + grow, scale.audit),
+    )?;
+    changed += grow;
     b.checkpoint()?;
     let (_, rb) = b.backup(
         "backup rollback --no-safety-snapshot",
