@@ -38,7 +38,6 @@ struct Sides {
     /// The capture's `xmin` horizon (low 32 bits), when the kept database
     /// is the captured one and its tuple identities can be trusted.
     horizon: Option<u32>,
-    kept_info: BTreeMap<(String, String), pgcat::TableInfo>,
 }
 
 /// Computes the delta of component `name`: `live` is the rolled-back
@@ -132,15 +131,10 @@ fn open(live: &ConnInfo, kept: &ConnInfo, snap: &PostgresComponent) -> Result<Si
         }
         _ => None,
     };
-    let kept_info = pgcat::tables(&mut k)?
-        .into_iter()
-        .map(|t| ((t.schema.clone(), t.name.clone()), t))
-        .collect();
     Ok(Sides {
         kept: k,
         live: l,
         horizon,
-        kept_info,
     })
 }
 
@@ -202,14 +196,20 @@ fn both(
         Some(t) => t.rows,
         None => count(&mut s.live, k, "true")?,
     };
-    if unchanged_by_identity(s, k, snap_table)? {
-        stats.skipped += 1;
-        return Ok(d);
+    // Old tuples (older than the horizon) were all in the snapshot: with no
+    // candidate and as many tuples as the snapshot had rows, they are it.
+    let tally = horizon_tally(s, k)?;
+    if let (Some((0, total)), Some(_)) = (tally, snap_table) {
+        if total == d.snapshot_rows {
+            stats.skipped += 1;
+            return Ok(d);
+        }
     }
     let changes = if d.key.is_empty() {
         multiset(s, &mut d)?
     } else {
-        keyed(s, &mut d, l)?
+        let old = tally.map_or(0, |(cand, total)| total.saturating_sub(cand));
+        keyed(s, &mut d, l, old)?
     };
     finish(d, changes)
 }
@@ -226,29 +226,23 @@ fn finish(mut d: TableDelta, changes: Vec<Change>) -> Result<TableDelta> {
     Ok(d)
 }
 
-/// Whether every part of the snapshot's table has the same tuple
-/// identities in the kept database (same oid and column layout too).
-fn unchanged_by_identity(s: &mut Sides, k: &Table, snap_table: Option<&TableData>) -> Result<bool> {
-    let (Some(_), Some(t)) = (s.horizon, snap_table) else {
-        return Ok(false);
-    };
-    let Some(info) = s.kept_info.get(&(k.schema.clone(), k.name.clone())) else {
-        return Ok(false);
-    };
-    if t.oid != Some(info.oid) || t.layout.as_deref() != Some(info.layout.as_str()) {
-        return Ok(false);
+/// With the capture's horizon: the kept table's candidate tuples (not
+/// older than the horizon) and all its tuples, in one scan that reads no
+/// column. `None` without a horizon.
+fn horizon_tally(s: &mut Sides, k: &Table) -> Result<Option<(u64, u64)>> {
+    if s.horizon.is_none() {
+        return Ok(None);
     }
-    let info = info.clone();
-    for part in &t.streams {
-        let Some(want) = &part.tuples else {
-            return Ok(false);
-        };
-        let got = unchanged::tuple_summary(&mut s.kept, &info, part.first_page, part.end_page)?;
-        if &got != want {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    let sql = format!(
+        "SELECT count(*) FILTER (WHERE {})::int8, count(*)::int8 FROM ONLY {} x",
+        candidate_filter(s),
+        qualified(&k.schema, &k.name)
+    );
+    let row = s
+        .kept
+        .query_one(&sql, &[])
+        .map_err(|e| db_error("counting tuples", e))?;
+    Ok(Some((row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64)))
 }
 
 /// `x` is a candidate for a change: every tuple when identities are not
@@ -273,7 +267,7 @@ fn count(c: &mut Client, t: &Table, filter: &str) -> Result<u64> {
 
 /// A keyed table: candidates from the kept side, looked up by key in the
 /// rolled-back one; deleted rows found only when their count says so.
-fn keyed(s: &mut Sides, d: &mut TableDelta, l: &Table) -> Result<Vec<Change>> {
+fn keyed(s: &mut Sides, d: &mut TableDelta, l: &Table, old: u64) -> Result<Vec<Change>> {
     let table = qualified(&d.schema, &d.name);
     let filter = candidate_filter(s);
     let mut keys: Vec<Vec<Value>> = Vec::new();
@@ -292,10 +286,6 @@ fn keyed(s: &mut Sides, d: &mut TableDelta, l: &Table) -> Result<Vec<Change>> {
         });
         Ok(())
     })?;
-    let old = match s.horizon {
-        Some(_) => count(&mut s.kept, &Table::of(d), &format!("NOT ({filter})"))?,
-        None => 0,
-    };
     let found = look_up(&mut s.live, d, l, &keys)?;
     let found_n = found.iter().filter(|f| f.is_some()).count() as u64;
     d.rows_read = cands.len() as u64 + found_n;
@@ -305,19 +295,6 @@ fn keyed(s: &mut Sides, d: &mut TableDelta, l: &Table) -> Result<Vec<Change>> {
     };
     d.rows_read += gone.len() as u64;
     Ok(merge::pair_by_key(cands, found, gone))
-}
-
-impl Table {
-    /// The bare table of a delta (for counting).
-    fn of(d: &TableDelta) -> Table {
-        Table {
-            schema: d.schema.clone(),
-            name: d.name.clone(),
-            columns: Vec::new(),
-            types: Vec::new(),
-            key: Vec::new(),
-        }
-    }
 }
 
 /// A temporary table of `d.key` columns (typed as in `l`) in the
