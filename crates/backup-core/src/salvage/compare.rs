@@ -3,8 +3,9 @@
 //!
 //! Both are read in `REPEATABLE READ` transactions with the capture's
 //! session settings, so that every value has one text form. Per table:
-//! unchanged (tuple identities equal the snapshot's: nothing read), keyed
-//! (candidates by `xmin`, looked up by key), or a multiset difference.
+//! unchanged (no tuple newer than the capture's horizon, as many tuples as
+//! the snapshot's rows: nothing read), keyed (the newer tuples, looked up
+//! by key), or a multiset difference.
 
 use super::catalog::{self, Table};
 use super::merge::{self, Candidate, Multiset, Original};
@@ -19,7 +20,7 @@ use postgres::Client;
 use std::collections::BTreeMap;
 use std::io::Write;
 
-/// Tuple identities are compared only this close to the capture's horizon.
+/// Tuple ages are trusted only this close to the capture's horizon.
 const MAX_XID_DISTANCE: u64 = 1 << 30;
 
 /// What the comparison cost, for reports and the benchmark.
@@ -36,7 +37,7 @@ struct Sides {
     kept: Client,
     live: Client,
     /// The capture's `xmin` horizon (low 32 bits), when the kept database
-    /// is the captured one and its tuple identities can be trusted.
+    /// is the captured one and its tuple ages can be trusted.
     horizon: Option<u32>,
 }
 
@@ -242,7 +243,10 @@ fn horizon_tally(s: &mut Sides, k: &Table) -> Result<Option<(u64, u64)>> {
         .kept
         .query_one(&sql, &[])
         .map_err(|e| db_error("counting tuples", e))?;
-    Ok(Some((row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64)))
+    Ok(Some((
+        row.get::<_, i64>(0) as u64,
+        row.get::<_, i64>(1) as u64,
+    )))
 }
 
 /// `x` is a candidate for a change: every tuple when identities are not

@@ -10,11 +10,12 @@
 //! without such a key gets a multiset difference ([`merge`]).
 //!
 //! The cost follows the change, not the size. The kept database is the
-//! captured one, renamed, so the tuple identities the capture recorded
-//! still apply to it: a table whose per-part `(ctid, xmin)` summaries equal
-//! the snapshot's is unchanged, and none of its rows is read on either side.
-//! In a changed table only tuples whose `xmin` is not older than the
-//! capture's horizon can differ from the snapshot; those are read, and
+//! captured one, renamed (its identity, as the capture recorded it for
+//! tuple identities, matches), so a tuple whose `xmin` is older than the
+//! capture's horizon was in the snapshot as it is. A table with no newer
+//! tuple and as many tuples as the snapshot had rows is unchanged: one
+//! column-free count, and none of its rows is read on either side. In a
+//! changed table only the newer tuples can differ; those are read, and
 //! looked up by key in the rolled-back database. Deleted rows are found by
 //! their count (the snapshot's rows minus the old tuples still there and
 //! the keys found again); only when some were deleted are the kept table's
