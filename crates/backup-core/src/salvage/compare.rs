@@ -112,7 +112,7 @@ fn open(live: &ConnInfo, kept: &ConnInfo, snap: &PostgresComponent) -> Result<Si
     })?;
     let mut l = live.connect()?;
     k.batch_execute(&format!(
-        "{settings}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL enable_sort = off"
+        "{settings}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
     ))
     .map_err(|e| db_error("starting to read the kept database", e))?;
     l.batch_execute(&format!(
@@ -199,76 +199,20 @@ fn both(
     };
     // Old tuples (older than the horizon) were all in the snapshot: with no
     // candidate and as many tuples as the snapshot had rows, they are it.
-    let provable = s.horizon.is_some() && snap_table.is_some();
-    if d.key.is_empty() {
-        if let (Some((0, total)), true) = (horizon_tally(s, k)?, provable) {
-            if total == d.snapshot_rows {
-                stats.skipped += 1;
-                return Ok(d);
-            }
+    let tally = horizon_tally(s, k)?;
+    if let (Some((0, total)), Some(_)) = (tally, snap_table) {
+        if total == d.snapshot_rows {
+            stats.skipped += 1;
+            return Ok(d);
         }
-        let changes = multiset(s, &mut d)?;
-        return finish(d, changes);
     }
-    let c = candidates(s, &d)?;
-    if provable && c.cands.is_empty() && c.old == d.snapshot_rows {
-        stats.skipped += 1;
-        return Ok(d);
-    }
-    let changes = keyed(s, &mut d, l, c)?;
+    let changes = if d.key.is_empty() {
+        multiset(s, &mut d)?
+    } else {
+        let old = tally.map_or(0, |(cand, total)| total.saturating_sub(cand));
+        keyed(s, &mut d, l, old)?
+    };
     finish(d, changes)
-}
-
-/// The kept table's candidates with their keys, and how many old tuples
-/// it has.
-struct Candidates {
-    keys: Vec<Vec<Value>>,
-    cands: Vec<Candidate>,
-    old: u64,
-}
-
-/// Reads the candidates of a keyed table. With a horizon, one scan gives
-/// both the candidates and the count of the old tuples: every old tuple
-/// falls into one group (`NULL`), every candidate into a group of its own.
-fn candidates(s: &mut Sides, d: &TableDelta) -> Result<Candidates> {
-    let table = qualified(&d.schema, &d.name);
-    let (key, text, all) = (
-        text_array(&d.key),
-        row_text(&d.compared),
-        text_array(&d.columns),
-    );
-    let sql = match s.horizon {
-        Some(_) => {
-            let f = candidate_filter(s);
-            format!(
-                "SELECT count(*)::int8, max(q.k), max(q.t), max(q.a) FROM (SELECT \
-                 CASE WHEN {f} THEN x.ctid END AS c, CASE WHEN {f} THEN {key} END AS k, \
-                 CASE WHEN {f} THEN {text} END AS t, CASE WHEN {f} THEN {all} END AS a \
-                 FROM ONLY {table} x) q GROUP BY q.c"
-            )
-        }
-        None => format!("SELECT 1::int8, {key}, {text}, {all} FROM ONLY {table} x"),
-    };
-    let mut c = Candidates {
-        keys: Vec::new(),
-        cands: Vec::new(),
-        old: 0,
-    };
-    each_row(&mut s.kept, &sql, |r| {
-        let key: Option<Vec<Value>> = r.get(1);
-        match key {
-            None => c.old += r.get::<_, i64>(0) as u64,
-            Some(key) => {
-                c.keys.push(key);
-                c.cands.push(Candidate {
-                    compared: r.get(2),
-                    after: values(r, 3),
-                });
-            }
-        }
-        Ok(())
-    })?;
-    Ok(c)
 }
 
 fn finish(mut d: TableDelta, changes: Vec<Change>) -> Result<TableDelta> {
@@ -325,10 +269,27 @@ fn count(c: &mut Client, t: &Table, filter: &str) -> Result<u64> {
     Ok(row.get::<_, i64>(0) as u64)
 }
 
-/// A keyed table: the candidates looked up by key in the rolled-back
-/// database; deleted rows found only when their count says so.
-fn keyed(s: &mut Sides, d: &mut TableDelta, l: &Table, c: Candidates) -> Result<Vec<Change>> {
-    let Candidates { keys, cands, old } = c;
+/// A keyed table: candidates from the kept side, looked up by key in the
+/// rolled-back one; deleted rows found only when their count says so.
+fn keyed(s: &mut Sides, d: &mut TableDelta, l: &Table, old: u64) -> Result<Vec<Change>> {
+    let table = qualified(&d.schema, &d.name);
+    let filter = candidate_filter(s);
+    let mut keys: Vec<Vec<Value>> = Vec::new();
+    let mut cands = Vec::new();
+    let sql = format!(
+        "SELECT {}, {}, {} FROM ONLY {table} x WHERE {filter}",
+        text_array(&d.key),
+        row_text(&d.compared),
+        text_array(&d.columns)
+    );
+    each_row(&mut s.kept, &sql, |r| {
+        keys.push(values(r, 0));
+        cands.push(Candidate {
+            compared: r.get(1),
+            after: values(r, 2),
+        });
+        Ok(())
+    })?;
     let found = look_up(&mut s.live, d, l, &keys)?;
     let found_n = found.iter().filter(|f| f.is_some()).count() as u64;
     d.rows_read = cands.len() as u64 + found_n;
