@@ -318,6 +318,52 @@ fn rows_changed_after_the_rollback_are_conflicts_not_overwritten() {
     assert_eq!(new.trim(), "New Co");
 }
 
+#[test]
+fn rows_written_after_the_rollback_are_not_taken_for_the_snapshots() {
+    let s = rolled_back();
+    let id = s.report["id"].as_str().unwrap().to_string();
+    // The application, up again on the rolled-back database: a new row, and
+    // a change to a row the delta updates.
+    psql_file(
+        &s.pg,
+        "dms",
+        "INSERT INTO customers (id, name) VALUES (5000, 'after the rollback'); \
+         UPDATE customers SET name = 'renamed after the rollback' WHERE id = 7;",
+    );
+    let again = s
+        .sys
+        .run(&["salvage", "compute", &id, "--json"])
+        .ok()
+        .json();
+    let want = want_counts();
+    let want: BTreeMap<String, _> = want.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    assert_eq!(
+        counts(&again["tables"]),
+        want,
+        "the new row must not count as deleted"
+    );
+    let show = s.sys.run(&["salvage", "show", &id, "--json"]).ok().json();
+    let customers = table_of(&show, "public.customers");
+    assert_eq!(customers["written_after_rollback"], 2, "{customers}");
+    // Re-applying reports the row changed after the rollback, whatever the
+    // target holds now.
+    psql_file(&s.pg, "dms", &V2.replace("DROP TABLE legacy;", ""));
+    let r = s
+        .sys
+        .run(&["salvage", "apply", &id, "--dry-run", "--json"])
+        .ok()
+        .json();
+    let conflicts = r["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{r}");
+    assert!(
+        conflicts[0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("after the rollback"),
+        "{r}"
+    );
+}
+
 fn scans(pg: &Postgres, db: &str, table: &str) -> String {
     std::thread::sleep(Duration::from_millis(1500));
     pg.psql(

@@ -229,6 +229,7 @@ fn sample(d: &DatabaseDelta, t: &TableDelta, rows: usize) -> Vec<Change> {
             kind: c.kind,
             before: c.before.as_ref().map(|b| d.masked(t, &t.compared, b)),
             after: c.after.as_ref().map(|a| d.masked(t, &t.columns, a)),
+            late: c.late,
         })
         .collect()
 }
@@ -239,6 +240,7 @@ fn table_json(d: &DatabaseDelta, t: &TableDelta, rows: usize) -> serde_json::Val
         "compared": t.compared, "carried": t.carried, "missing": t.missing,
         "inserted": t.inserted, "updated": t.updated, "deleted": t.deleted,
         "snapshot_rows": t.snapshot_rows, "rows_read": t.rows_read,
+        "written_after_rollback": t.written_after_rollback,
         "sample": sample(d, t, rows),
     })
 }
@@ -258,6 +260,13 @@ fn print_table(d: &DatabaseDelta, t: &TableDelta, rows: usize, out: Output) {
         t.updated,
         t.deleted
     ));
+    if t.written_after_rollback > 0 {
+        out.say(format!(
+            "  warning: {} rows of the rolled-back database were written after the rollback: \
+             not taken for the snapshot's (export reports the rows they touch as conflicts)",
+            t.written_after_rollback
+        ));
+    }
     if !t.carried.is_empty() {
         out.say(format!(
             "  columns only in the replaced state (carried): {}",

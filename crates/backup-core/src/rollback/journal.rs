@@ -144,6 +144,12 @@ pub struct Journal {
     /// computed after the switch (`salvage/<id>` holds the rows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub salvage: Option<crate::salvage::SalvageSummary>,
+    /// Per database component of a rollback: the next transaction id of
+    /// the cluster once its staged copy was complete. A tuple of the
+    /// rolled-back database with a newer `xmin` was written after the
+    /// rollback, so it is no part of the snapshot.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub staged_xids: std::collections::BTreeMap<String, u64>,
 }
 
 /// The files of the state directory that rollbacks use.

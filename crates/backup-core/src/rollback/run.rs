@@ -49,6 +49,7 @@ pub(crate) fn new_journal(op: Operation, snapshot: String, options: &RollbackOpt
         undone_by: None,
         cleaned: false,
         salvage: None,
+        staged_xids: Default::default(),
     }
 }
 
@@ -245,6 +246,9 @@ fn remove_staging(session: &Session, c: &Switch) -> Result<()> {
 
 /// Stop, switch, start, health check; any failure switches back.
 pub(crate) fn execute(session: &Session, mut j: Journal) -> Result<RollbackReport> {
+    if j.operation == Operation::Rollback {
+        note_staged_xids(session, &mut j);
+    }
     enter(session, &mut j, Phase::Staged)?;
     j.down_since = Some(Utc::now());
     enter(session, &mut j, Phase::Stopping)?;
@@ -257,6 +261,31 @@ pub(crate) fn execute(session: &Session, mut j: Journal) -> Result<RollbackRepor
     }
     enter(session, &mut j, Phase::Switched)?;
     bring_up(session, j)
+}
+
+/// Notes, before the downtime, the cluster's next transaction id for every
+/// staged database: tuples written to it later are the application's, not
+/// the snapshot's (the salvage step needs to tell them apart). Best
+/// effort: a server that does not answer leaves no entry.
+fn note_staged_xids(session: &Session, j: &mut Journal) {
+    for c in &j.components {
+        let Switch::Postgres(d) = c else { continue };
+        let xid = session.connection(&d.name).and_then(|conn| {
+            let mut client = conn.with_dbname(&d.staged).connect()?;
+            let row = client
+                .query_one(
+                    "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8",
+                    &[],
+                )
+                .map_err(|e| {
+                    crate::source::postgres::conninfo::db_error("reading the next xid", e)
+                })?;
+            Ok(row.get::<_, i64>(0) as u64)
+        });
+        if let Ok(x) = xid {
+            j.staged_xids.insert(d.name.clone(), x);
+        }
+    }
 }
 
 /// Start and health check on the switched state; a failure switches back.

@@ -39,17 +39,24 @@ struct Sides {
     /// The capture's `xmin` horizon (low 32 bits), when the kept database
     /// is the captured one and its tuple ages can be trusted.
     horizon: Option<u32>,
+    /// The next transaction id once the rolled-back database was staged
+    /// (low 32 bits): its tuples with a newer `xmin` are not the snapshot's.
+    staged: Option<u32>,
 }
 
 /// Computes the delta of component `name`: `live` is the rolled-back
-/// database, `kept` the replaced one, `snap` the component restored.
+/// database, `kept` the replaced one, `snap` the component restored;
+/// `staged` the cluster's next transaction id once `live` was staged, if
+/// the rollback noted it.
 pub fn compute_component(
     name: &str,
     live: &ConnInfo,
     kept: &ConnInfo,
     snap: &PostgresComponent,
+    staged: Option<u64>,
 ) -> Result<(DatabaseDelta, CompareStats)> {
     let mut s = open(live, kept, snap)?;
+    s.staged = staged_horizon(&mut s.live, staged)?;
     let kept_tables = catalog::tables(&mut s.kept)?;
     let live_tables = catalog::tables(&mut s.live)?;
     let mut all: BTreeMap<(String, String), (Option<Table>, Option<Table>)> = BTreeMap::new();
@@ -136,6 +143,7 @@ fn open(live: &ConnInfo, kept: &ConnInfo, snap: &PostgresComponent) -> Result<Si
         kept: k,
         live: l,
         horizon,
+        staged: None,
     })
 }
 
@@ -180,6 +188,7 @@ fn frame(k: &Table, l: &Table, status: TableStatus) -> TableDelta {
         deleted: 0,
         rows_read: 0,
         snapshot_rows: 0,
+        written_after_rollback: 0,
         changes: Vec::new(),
     }
 }
@@ -249,6 +258,27 @@ fn horizon_tally(s: &mut Sides, k: &Table) -> Result<Option<(u64, u64)>> {
     )))
 }
 
+/// The staged horizon, when it is close enough to now to compare with.
+fn staged_horizon(live: &mut Client, staged: Option<u64>) -> Result<Option<u32>> {
+    let Some(x) = staged else { return Ok(None) };
+    let row = live
+        .query_one(
+            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8",
+            &[],
+        )
+        .map_err(|e| db_error("reading the next transaction id", e))?;
+    let now = row.get::<_, i64>(0) as u64;
+    Ok((x <= now && now - x < MAX_XID_DISTANCE).then_some((x & 0xffff_ffff) as u32))
+}
+
+/// `x` of the rolled-back database was written after the rollback.
+fn late_filter(s: &Sides) -> String {
+    match s.staged {
+        Some(x) => format!("age(x.xmin) <= age('{x}'::xid)"),
+        None => "false".into(),
+    }
+}
+
 /// `x` is a candidate for a change: every tuple when identities are not
 /// usable, else those whose `xmin` is not older than the capture horizon.
 fn candidate_filter(s: &Sides) -> String {
@@ -290,7 +320,9 @@ fn keyed(s: &mut Sides, d: &mut TableDelta, l: &Table, old: u64) -> Result<Vec<C
         });
         Ok(())
     })?;
-    let found = look_up(&mut s.live, d, l, &keys)?;
+    let late = late_filter(s);
+    let (found, late_rows) = look_up(&mut s.live, d, l, &keys, &late)?;
+    d.written_after_rollback += late_rows;
     let found_n = found.iter().filter(|f| f.is_some()).count() as u64;
     d.rows_read = cands.len() as u64 + found_n;
     let gone = match merge::deleted_count(d.snapshot_rows, old, found_n) {
@@ -299,6 +331,19 @@ fn keyed(s: &mut Sides, d: &mut TableDelta, l: &Table, old: u64) -> Result<Vec<C
     };
     d.rows_read += gone.len() as u64;
     Ok(merge::pair_by_key(cands, found, gone))
+}
+
+impl Table {
+    /// A table known by name only (for counting).
+    fn bare(schema: &str, name: &str) -> Table {
+        Table {
+            schema: schema.to_string(),
+            name: name.to_string(),
+            columns: Vec::new(),
+            types: Vec::new(),
+            key: Vec::new(),
+        }
+    }
 }
 
 /// A temporary table of `d.key` columns (typed as in `l`) in the
@@ -330,10 +375,12 @@ fn look_up(
     d: &TableDelta,
     l: &Table,
     keys: &[Vec<Value>],
-) -> Result<Vec<Option<Original>>> {
+    late: &str,
+) -> Result<(Vec<Option<Original>>, u64)> {
     let mut found = vec![None; keys.len()];
+    let mut late_rows = 0;
     if keys.is_empty() {
-        return Ok(found);
+        return Ok((found, 0));
     }
     key_table(live, d, l, "salvage_keys", true)?;
     {
@@ -349,7 +396,7 @@ fn look_up(
     live.batch_execute("ANALYZE pg_temp.salvage_keys")
         .map_err(|e| db_error("analyzing keys", e))?;
     let sql = format!(
-        "SELECT s.salvage_n, {}, {} FROM pg_temp.salvage_keys s JOIN ONLY {} x ON {}",
+        "SELECT s.salvage_n, {}, {}, {late} FROM pg_temp.salvage_keys s JOIN ONLY {} x ON {}",
         row_text(&d.compared),
         text_array(&d.compared),
         qualified(&d.schema, &d.name),
@@ -357,18 +404,21 @@ fn look_up(
     );
     each_row(live, &sql, |r| {
         let n: i64 = r.get(0);
+        let late = r.get::<_, bool>(3);
+        late_rows += u64::from(late);
         found[n as usize] = Some(Original {
             compared: r.get(1),
             before: values(r, 2),
+            late,
         });
         Ok(())
     })?;
-    Ok(found)
+    Ok((found, late_rows))
 }
 
 /// The snapshot's rows whose key the kept table no longer has: the kept
 /// keys are copied into the rolled-back database's session and anti-joined.
-fn gone_rows(s: &mut Sides, d: &TableDelta, l: &Table) -> Result<Vec<Original>> {
+fn gone_rows(s: &mut Sides, d: &mut TableDelta, l: &Table) -> Result<Vec<Original>> {
     key_table(&mut s.live, d, l, "salvage_all", false)?;
     let out_sql = format!(
         "COPY (SELECT {} FROM ONLY {} x) TO STDOUT",
@@ -391,20 +441,29 @@ fn gone_rows(s: &mut Sides, d: &TableDelta, l: &Table) -> Result<Vec<Original>> 
         .batch_execute("ANALYZE pg_temp.salvage_all")
         .map_err(|e| db_error("analyzing keys", e))?;
     let sql = format!(
-        "SELECT {}, {} FROM ONLY {} x WHERE NOT EXISTS (SELECT 1 FROM pg_temp.salvage_all a WHERE {})",
+        "SELECT {}, {}, {} FROM ONLY {} x WHERE NOT EXISTS (SELECT 1 FROM pg_temp.salvage_all a WHERE {})",
         row_text(&d.compared),
         text_array(&d.compared),
+        late_filter(s),
         qualified(&d.schema, &d.name),
         key_join(&d.key, "a")
     );
     let mut gone = Vec::new();
+    let mut late_rows = 0;
     each_row(&mut s.live, &sql, |r| {
+        // Inserted after the rollback: not a row the snapshot had.
+        if r.get::<_, bool>(2) {
+            late_rows += 1;
+            return Ok(());
+        }
         gone.push(Original {
             compared: r.get(0),
             before: values(r, 1),
+            late: false,
         });
         Ok(())
     })?;
+    d.written_after_rollback += late_rows;
     Ok(gone)
 }
 
@@ -415,10 +474,14 @@ fn multiset(s: &mut Sides, d: &mut TableDelta) -> Result<Vec<Change>> {
     let text = row_text(&d.compared);
     let mut m = Multiset::default();
     let only = format!("SELECT {text} FROM ONLY {table} x");
-    d.rows_read += each_row(&mut s.live, &only, |r| {
+    // Rows written after the rollback are not the snapshot's.
+    let late = late_filter(s);
+    let snap_only = format!("SELECT {text} FROM ONLY {table} x WHERE NOT ({late})");
+    d.rows_read += each_row(&mut s.live, &snap_only, |r| {
         m.count_snapshot(r.get(0));
         Ok(())
     })?;
+    d.written_after_rollback += count(&mut s.live, &Table::bare(&d.schema, &d.name), &late)?;
     d.rows_read += each_row(&mut s.kept, &only, |r| {
         m.count_kept(r.get(0));
         Ok(())
@@ -426,7 +489,7 @@ fn multiset(s: &mut Sides, d: &mut TableDelta) -> Result<Vec<Change>> {
     let mut out = Vec::new();
     if m.deleted() > 0 {
         let sql = format!(
-            "SELECT {text}, {} FROM ONLY {table} x",
+            "SELECT {text}, {} FROM ONLY {table} x WHERE NOT ({late})",
             text_array(&d.compared)
         );
         each_row(&mut s.live, &sql, |r| {
@@ -435,6 +498,7 @@ fn multiset(s: &mut Sides, d: &mut TableDelta) -> Result<Vec<Change>> {
                     kind: ChangeKind::Delete,
                     before: Some(values(r, 1)),
                     after: None,
+                    late: false,
                 });
             }
             Ok(())
@@ -451,6 +515,7 @@ fn multiset(s: &mut Sides, d: &mut TableDelta) -> Result<Vec<Change>> {
                     kind: ChangeKind::Insert,
                     before: None,
                     after: Some(values(r, 1)),
+                    late: false,
                 });
             }
             Ok(())
@@ -475,6 +540,7 @@ fn added(s: &mut Sides, k: &Table) -> Result<TableDelta> {
             kind: ChangeKind::Insert,
             before: None,
             after: Some(values(r, 0)),
+            late: false,
         });
         Ok(())
     })?;

@@ -19,6 +19,9 @@ const BATCH: usize = 500;
 pub const LIST_CONFLICTS: &str =
     "SELECT n, tbl, kind, why FROM pg_temp.salvage_conflicts ORDER BY n";
 
+/// Why a row the rolled-back database changed after the rollback conflicts.
+const LATE: &str = "the row was changed in the rolled-back database after the rollback";
+
 /// What to do with a row that changed in the target since the rollback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -242,6 +245,23 @@ fn checks(t: &TableDelta, rows: &[(i64, &Change)]) -> Vec<String> {
     let target = row_of("x", &t.compared);
     let m = t.compared.len();
     let mut out = Vec::new();
+    let late: Vec<String> = rows
+        .iter()
+        .filter(|(_, c)| c.late)
+        .map(|(n, c)| {
+            format!(
+                "({n}, {label}, {}, {})",
+                literal(c.kind.word()),
+                literal(LATE)
+            )
+        })
+        .collect();
+    if !late.is_empty() {
+        out.push(format!(
+            "INSERT INTO pg_temp.salvage_conflicts VALUES {} ON CONFLICT (n) DO NOTHING",
+            late.join(", ")
+        ));
+    }
     for kind in [ChangeKind::Update, ChangeKind::Delete, ChangeKind::Insert] {
         let of_kind: Vec<&(i64, &Change)> = rows.iter().filter(|(_, c)| c.kind == kind).collect();
         if t.key.is_empty() && kind != ChangeKind::Delete {
@@ -283,7 +303,8 @@ fn checks(t: &TableDelta, rows: &[(i64, &Change)]) -> Vec<String> {
                 _ => "the row was changed or deleted in the target since the rollback",
             };
             out.push(format!(
-                "INSERT INTO pg_temp.salvage_conflicts SELECT v.n, {label}, {}, {} FROM (VALUES {}) v({}) WHERE {cond}",
+                "INSERT INTO pg_temp.salvage_conflicts SELECT v.n, {label}, {}, {} FROM (VALUES {}) v({}) WHERE {cond} \
+                 ON CONFLICT (n) DO NOTHING",
                 literal(kind.word()),
                 literal(why),
                 vals.join(", "),
@@ -440,6 +461,7 @@ mod tests {
             deleted: 0,
             rows_read: 0,
             snapshot_rows: 0,
+            written_after_rollback: 0,
             changes,
         }
     }
@@ -450,6 +472,7 @@ mod tests {
             kind,
             before: (kind != ChangeKind::Insert).then(|| row.clone()).flatten(),
             after: (kind != ChangeKind::Delete).then_some(row).flatten(),
+            late: false,
         }
     }
 

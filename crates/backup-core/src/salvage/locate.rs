@@ -109,6 +109,7 @@ pub fn compute_for(
             &conn.with_dbname(live),
             &conn.with_dbname(kept),
             component,
+            j.staged_xids.get(name).copied(),
         )
         .map_err(|e| e.context(format!("computing the delta of {name}")))?;
         let mut d = d;

@@ -22,6 +22,8 @@ pub struct Original {
     pub compared: String,
     /// The compared columns.
     pub before: Vec<Value>,
+    /// Written after the rollback (not the snapshot's own).
+    pub late: bool,
 }
 
 /// Pairs candidates with the snapshot rows of the same key (`found[i]` is
@@ -40,11 +42,13 @@ pub fn pair_by_key(
                 kind: ChangeKind::Update,
                 before: Some(o.before),
                 after: Some(c.after),
+                late: o.late,
             }),
             None => out.push(Change {
                 kind: ChangeKind::Insert,
                 before: None,
                 after: Some(c.after),
+                late: false,
             }),
         }
     }
@@ -52,6 +56,7 @@ pub fn pair_by_key(
         kind: ChangeKind::Delete,
         before: Some(o.before),
         after: None,
+        late: o.late,
     }));
     out
 }
@@ -190,6 +195,7 @@ mod tests {
         Original {
             compared: format!("[\"{k}\", \"{v}\"]"),
             before: vec![Some(k.into()), Some(v.into())],
+            late: false,
         }
     }
 

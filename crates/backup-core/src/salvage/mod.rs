@@ -175,6 +175,12 @@ pub struct TableDelta {
     pub rows_read: u64,
     /// Rows of the snapshot's table (for a dropped table: what was lost).
     pub snapshot_rows: u64,
+    /// Rows of the rolled-back database written after the rollback (newer
+    /// than its staged copy): not taken for the snapshot's. A keyed row so
+    /// found may have its `before` from after the rollback; the export's
+    /// conflict check then holds it against the target as it is.
+    #[serde(default)]
+    pub written_after_rollback: u64,
     /// Every changed row.
     #[serde(default)]
     pub changes: Vec<Change>,
@@ -230,6 +236,10 @@ pub struct Change {
     /// The row as the replaced state has it, on `columns` (insert, update).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Vec<Value>>,
+    /// The rolled-back database's row was written after the rollback, so
+    /// `before` is not the snapshot's: re-applying reports it as a conflict.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
 }
 
 /// Per-table counts, as the rollback report and history show them.
