@@ -91,7 +91,8 @@ struct Setup {
     kept: String,
 }
 
-fn rolled_back() -> Setup {
+/// v1 captured, then v2 and the business writes, not rolled back yet.
+fn deployed() -> (Postgres, System) {
     let pg = Postgres::start();
     let sys = System::with_env(
         Env::local(),
@@ -113,6 +114,11 @@ fn rolled_back() -> Setup {
     sys.run(&["create", "--tag", "pre-deploy"]).ok();
     psql_file(&pg, "dms", V2);
     psql_file(&pg, "dms", BUSINESS);
+    (pg, sys)
+}
+
+fn rolled_back() -> Setup {
+    let (pg, sys) = deployed();
     let report = sys
         .run(&[
             "rollback",
@@ -361,6 +367,62 @@ fn rows_written_after_the_rollback_are_not_taken_for_the_snapshots() {
             .unwrap()
             .contains("after the rollback"),
         "{r}"
+    );
+}
+
+#[test]
+fn the_plan_computes_the_exact_delta_before_anything_changes() {
+    let (pg, sys) = deployed();
+    let before = fingerprint(&pg, "dms");
+    let plan = sys
+        .run(&[
+            "rollback",
+            "plan",
+            "latest",
+            "--tag",
+            "pre-deploy",
+            "--exact",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let got: BTreeMap<String, _> = plan["exact"]["databases"][0]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let n = |k: &str| t[k].as_u64().unwrap();
+            (
+                format!("dms:{}", t["table"].as_str().unwrap()),
+                (n("inserted"), n("updated"), n("deleted")),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, _> = want_counts()
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    assert_eq!(got, want, "{}", plan["exact"]);
+    assert_eq!(fingerprint(&pg, "dms"), before, "the live database changed");
+    let names = crate::postgres::support::databases(&pg);
+    assert!(
+        !names.iter().any(|n| n.contains("__salvage_plan_")),
+        "scratch left: {names:?}"
+    );
+    let text = sys
+        .run(&[
+            "rollback",
+            "plan",
+            "latest",
+            "--tag",
+            "pre-deploy",
+            "--exact",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        text.contains("dms:public.customers") && text.contains("+2 ~3 -2"),
+        "{text}"
     );
 }
 
