@@ -170,25 +170,7 @@ fn round(b: &Bench, config: &OsStr, scale: &schema::Scale, modulo: u64) -> Resul
         "backup create --config (the full capture)",
         &[os("create"), os("--config"), config],
     )?;
-    let mut changed = 0;
-    for (table, set) in UPDATES {
-        let n = b.sql(DB, &format!("WITH u AS (UPDATE {table} SET {set} WHERE id % {modulo} = 0 RETURNING 1) SELECT count(*) FROM u"))?;
-        changed += n.trim().parse::<u64>()?;
-    }
-    let n = b.sql(
-        DB,
-        &format!(
-            "WITH d AS (DELETE FROM ro_lines WHERE id % {} = 1 RETURNING 1) SELECT count(*) FROM d",
-            modulo * 10
-        ),
-    )?;
-    changed += n.trim().parse::<u64>()?;
-    let grow = (scale.audit / modulo).max(1);
-    b.sql(
-        DB,
-        &data::audit_sql(0.61, scale.audit + 1, scale.audit + grow, scale.audit),
-    )?;
-    changed += grow;
+    let changed = business_writes(b, scale, modulo)?;
     b.checkpoint()?;
     let (_, rb) = b.backup(
         "backup rollback --no-safety-snapshot",
@@ -246,4 +228,28 @@ fn round(b: &Bench, config: &OsStr, scale: &schema::Scale, modulo: u64) -> Resul
         compute,
         rows_changed: changed,
     })
+}
+
+/// Changes `1/modulo` of the rows; returns how many rows were written.
+fn business_writes(b: &Bench, scale: &schema::Scale, modulo: u64) -> Result<u64> {
+    let mut changed = 0;
+    for (table, set) in UPDATES {
+        let n = b.sql(DB, &format!("WITH u AS (UPDATE {table} SET {set} WHERE id % {modulo} = 0 RETURNING 1) SELECT count(*) FROM u"))?;
+        changed += n.trim().parse::<u64>()?;
+    }
+    let n = b.sql(
+        DB,
+        &format!(
+            "WITH d AS (DELETE FROM ro_lines WHERE id % {} = 1 RETURNING 1) SELECT count(*) FROM d",
+            modulo * 10
+        ),
+    )?;
+    changed += n.trim().parse::<u64>()?;
+    let grow = (scale.audit / modulo).max(1);
+    b.sql(
+        DB,
+        &data::audit_sql(0.61, scale.audit + 1, scale.audit + grow, scale.audit),
+    )?;
+    changed += grow;
+    Ok(changed)
 }

@@ -171,10 +171,15 @@ fn the_delta_counts_the_writes_and_its_export_restores_the_replaced_rows() {
     let want = want_counts();
     let want: BTreeMap<String, _> = want.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     assert_eq!(got, want, "per-table counts in the rollback report");
+    check_show(&s, &id);
+    check_export(&s, &id);
+}
 
+/// `salvage show` and `rollback history` of the delta.
+fn check_show(s: &Setup, id: &str) {
     let show = s
         .sys
-        .run(&["salvage", "show", &id, "--json", "--rows", "100"])
+        .run(&["salvage", "show", id, "--json", "--rows", "100"])
         .ok()
         .json();
     assert_eq!(show["databases"][0]["identities_used"], true, "{show}");
@@ -204,7 +209,7 @@ fn the_delta_counts_the_writes_and_its_export_restores_the_replaced_rows() {
     assert_eq!(untouched["rows_read"], 0);
     let text = s
         .sys
-        .run(&["salvage", "show", &id, "--table", "orders"])
+        .run(&["salvage", "show", id, "--table", "orders"])
         .ok()
         .stdout;
     assert!(
@@ -216,12 +221,15 @@ fn the_delta_counts_the_writes_and_its_export_restores_the_replaced_rows() {
         history.contains("dms:public.customers") && history.contains("+2 ~3 -2"),
         "{history}"
     );
+}
 
+/// The exported delta, applied after the fix, gives the replaced rows back.
+fn check_export(s: &Setup, id: &str) {
     // The fix: the v2 columns and table again, then the exported delta.
     psql_file(&s.pg, "dms", &V2.replace("DROP TABLE legacy;", ""));
     let sql = s.sys.env.path("delta.sql");
     s.sys
-        .run(&["salvage", "export", &id, "-o", sql.to_str().unwrap()])
+        .run(&["salvage", "export", id, "-o", sql.to_str().unwrap()])
         .ok();
     psql_file(&s.pg, "dms", &std::fs::read_to_string(&sql).unwrap());
     let live = fingerprint(&s.pg, "dms");
@@ -244,7 +252,7 @@ fn the_delta_counts_the_writes_and_its_export_restores_the_replaced_rows() {
     // Applied again, the delta meets its own rows: the deleted ones are
     // gone, so nothing is applied.
     s.sys
-        .run(&["salvage", "apply", &id])
+        .run(&["salvage", "apply", id])
         .fails(12, "changed in the target");
     assert_eq!(fingerprint(&s.pg, "dms"), live);
 
@@ -253,7 +261,7 @@ fn the_delta_counts_the_writes_and_its_export_restores_the_replaced_rows() {
         .run(&[
             "salvage",
             "export",
-            &id,
+            id,
             "--format",
             "csv",
             "-o",
