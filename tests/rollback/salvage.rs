@@ -18,6 +18,7 @@ CREATE TABLE orders (id bigserial PRIMARY KEY, customer int REFERENCES customers
 CREATE TABLE events (kind text, payload text);
 CREATE TABLE legacy (id int PRIMARY KEY, v text);
 CREATE TABLE untouched (id int PRIMARY KEY, v text);
+CREATE TABLE archive (id int PRIMARY KEY, v text);
 CREATE TABLE parts (id int, region text, qty int, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
 CREATE TABLE parts_north PARTITION OF parts FOR VALUES IN ('north');
 CREATE TABLE parts_south PARTITION OF parts FOR VALUES IN ('south');
@@ -28,6 +29,7 @@ INSERT INTO orders (customer, amount, qty) SELECT 1 + i % 40, i * 2.5, i % 7 FRO
 INSERT INTO events SELECT 'kind ' || (i % 4), 'payload ' || (i % 10) FROM generate_series(1, 40) i;
 INSERT INTO legacy SELECT i, 'old ' || i FROM generate_series(1, 10) i;
 INSERT INTO untouched SELECT i, 'same ' || i FROM generate_series(1, 200) i;
+INSERT INTO archive SELECT i, 'archived ' || i FROM generate_series(1, 20) i;
 INSERT INTO parts SELECT i, CASE WHEN i % 2 = 0 THEN 'north' ELSE 'south' END, i FROM generate_series(1, 20) i;
 "#;
 
@@ -55,6 +57,7 @@ DELETE FROM events WHERE ctid = (SELECT min(ctid) FROM events WHERE kind = 'kind
 INSERT INTO repair_orders (customer, opened) VALUES (1001, 'today'), (3, 'today'), (1002, NULL);
 UPDATE parts SET region = 'south' WHERE id = 2;
 UPDATE parts SET qty = 99 WHERE id = 4;
+DELETE FROM archive WHERE id <= 3;
 "#;
 
 fn want_counts() -> BTreeMap<&'static str, (u64, u64, u64)> {
@@ -66,6 +69,7 @@ fn want_counts() -> BTreeMap<&'static str, (u64, u64, u64)> {
         ("dms:public.legacy", (0, 0, 0)),
         ("dms:public.parts_north", (0, 1, 1)),
         ("dms:public.parts_south", (1, 0, 0)),
+        ("dms:public.archive", (0, 0, 3)),
     ])
 }
 

@@ -218,8 +218,7 @@ fn both(
     let changes = if d.key.is_empty() {
         multiset(s, &mut d)?
     } else {
-        let old = tally.map_or(0, |(cand, total)| total.saturating_sub(cand));
-        keyed(s, &mut d, l, old)?
+        keyed(s, &mut d, l, tally)?
     };
     finish(d, changes)
 }
@@ -301,7 +300,13 @@ fn count(c: &mut Client, t: &Table, filter: &str) -> Result<u64> {
 
 /// A keyed table: candidates from the kept side, looked up by key in the
 /// rolled-back one; deleted rows found only when their count says so.
-fn keyed(s: &mut Sides, d: &mut TableDelta, l: &Table, old: u64) -> Result<Vec<Change>> {
+fn keyed(
+    s: &mut Sides,
+    d: &mut TableDelta,
+    l: &Table,
+    tally: Option<(u64, u64)>,
+) -> Result<Vec<Change>> {
+    let old = tally.map_or(0, |(cand, total)| total.saturating_sub(cand));
     let table = qualified(&d.schema, &d.name);
     let filter = candidate_filter(s);
     let mut keys: Vec<Vec<Value>> = Vec::new();
@@ -312,14 +317,17 @@ fn keyed(s: &mut Sides, d: &mut TableDelta, l: &Table, old: u64) -> Result<Vec<C
         row_text(&d.compared),
         text_array(&d.columns)
     );
-    each_row(&mut s.kept, &sql, |r| {
-        keys.push(values(r, 0));
-        cands.push(Candidate {
-            compared: r.get(1),
-            after: values(r, 2),
-        });
-        Ok(())
-    })?;
+    // No candidate (only deletes): nothing to read on the kept side.
+    if tally.is_none_or(|(cand, _)| cand > 0) {
+        each_row(&mut s.kept, &sql, |r| {
+            keys.push(values(r, 0));
+            cands.push(Candidate {
+                compared: r.get(1),
+                after: values(r, 2),
+            });
+            Ok(())
+        })?;
+    }
     let late = late_filter(s);
     let (found, late_rows) = look_up(&mut s.live, d, l, &keys, &late)?;
     d.written_after_rollback += late_rows;
