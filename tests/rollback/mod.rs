@@ -7,4 +7,5 @@ mod crash;
 mod files;
 mod postgres;
 mod refusals;
+mod salvage;
 pub(crate) mod support;

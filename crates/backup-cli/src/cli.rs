@@ -47,6 +47,8 @@ enum Command {
     Restore(commands::restore::Args),
     /// Roll the whole system (databases, file trees) back to a snapshot, verified, with the application down for seconds.
     Rollback(commands::rollback::Args),
+    /// The data written since the snapshot a rollback restored: compute, show, export as SQL or CSV, re-apply.
+    Salvage(commands::salvage::Args),
     /// Remove the snapshots a retention policy does not keep (--keep-daily 7 ...; --prune frees their data).
     Forget(commands::forget::Args),
     /// Delete the data no snapshot references: unused packs go, partly used ones are repacked.
@@ -112,6 +114,7 @@ fn run_command(global: &GlobalArgs, command: Command, out: Output) -> anyhow::Re
         Command::Verify(a) => commands::verify::run(&s()?, a, out),
         Command::Restore(a) => commands::restore::run(&s()?, a, out),
         Command::Rollback(a) => commands::rollback::run(&s()?, a, out),
+        Command::Salvage(a) => commands::salvage::run(&s()?, a, out),
         Command::Diff(a) => commands::diff::run(&s()?, a, out),
         Command::Forget(a) => commands::forget::run(&s()?, a, out),
         Command::Prune(a) => commands::prune::run(&s()?, a, out),

@@ -32,14 +32,16 @@ pub const WARNINGS: i32 = 10;
 /// switched back: the system is as it was before.
 pub const REVERTED: i32 = 11;
 /// The live state moved since a rollback plan was made (`rollback plan
-/// --check`, `rollback apply`).
+/// --check`, `rollback apply`), or rows changed in the target since the
+/// rollback stopped `salvage apply`.
 pub const MOVED: i32 = 12;
 
 /// The help text that lists the exit codes.
 pub const HELP: &str = "Exit codes:
   0  success
   1  failure not listed below
-  2  bad usage: flags, arguments, the --config file, unknown or ambiguous snapshot id
+  2  bad usage: flags, arguments, the --config file, unknown or ambiguous snapshot id,
+     unknown rollback id, a rollback whose kept database was cleaned up (salvage compute)
   3  damage found (verify problems, a damaged object, config and keys/ included)
   4  wrong or missing password (or the password file missing, unreadable, empty)
   5  not a repository (also a repository path that is a file), or an unknown format version
@@ -49,7 +51,8 @@ pub const HELP: &str = "Exit codes:
   9  restore target unusable (not empty, read-only, full)
  10  finished with warnings (entries left out, files that changed while read)
  11  rollback failed and was reverted: the system is as it was before
- 12  the live state moved since the plan was made (rollback plan --check, rollback apply)";
+ 12  the live state moved since the plan was made (rollback plan --check, rollback apply),
+     or rows changed in the target since the rollback stopped salvage apply";
 
 /// The exit code for an error.
 pub fn code_for(err: &anyhow::Error) -> i32 {

@@ -24,6 +24,7 @@ pub mod repository;
 pub mod restore;
 pub mod retention;
 pub mod rollback;
+pub mod salvage;
 pub mod snapshot;
 pub mod source;
 pub mod store;

@@ -14,6 +14,7 @@ pub mod restore;
 pub mod rollback;
 pub mod rollback_apply;
 pub mod rollback_plan;
+pub mod salvage;
 pub mod show;
 pub mod snapshots;
 pub mod status;

@@ -223,7 +223,13 @@ fn cleanup(s: &Settings, a: &CleanupArgs, out: Output) -> Result<i32> {
 
 fn history(s: &Settings, out: Output) -> Result<i32> {
     let repo = s.open()?;
-    let records = audit::history(&repo)?;
+    let mut records = audit::history(&repo)?;
+    // A delta computed later (`salvage compute`) is not in the audit record.
+    for sv in backup_core::salvage::summaries(&repo)? {
+        if let Some(r) = records.iter_mut().find(|r| r.id == sv.rollback) {
+            r.salvage = Some(sv);
+        }
+    }
     if out.json {
         out.print_json(&serde_json::to_value(&records)?);
         return Ok(exit::OK);
@@ -251,8 +257,35 @@ fn history(s: &Settings, out: Output) -> Result<i32> {
                 .map(|f| format!("  ({f})"))
                 .unwrap_or_default()
         ));
+        if let Some(sv) = &r.salvage {
+            print_salvage(sv, out);
+        }
     }
     Ok(exit::OK)
+}
+
+/// The per-table counts of the data written since the snapshot.
+fn print_salvage(sv: &backup_core::salvage::SalvageSummary, out: Output) {
+    out.say(format!(
+        "written since the snapshot: {} (`backup salvage show {}`)",
+        sv.line(),
+        sv.rollback
+    ));
+    for t in &sv.tables {
+        out.say(format!(
+            "  {:<40} +{} ~{} -{}{}",
+            t.table,
+            t.inserted,
+            t.updated,
+            t.deleted,
+            match t.status {
+                backup_core::salvage::TableStatus::Added => "  (table added since the snapshot)",
+                backup_core::salvage::TableStatus::Dropped =>
+                    "  (table dropped since the snapshot)",
+                _ => "",
+            }
+        ));
+    }
 }
 
 fn short(id: &str) -> &str {
@@ -284,6 +317,9 @@ pub fn print_report(r: &RollbackReport, out: Output) -> i32 {
     }
     for k in &r.kept {
         out.say(format!("kept {} {}: {}", k.kind, k.component, k.kept));
+    }
+    if let Some(sv) = &r.salvage {
+        print_salvage(sv, out);
     }
     let stopped = r.steps.iter().any(|s| s.name == "stop");
     let down = match (r.downtime_secs, stopped) {

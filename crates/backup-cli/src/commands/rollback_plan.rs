@@ -26,6 +26,9 @@ pub struct PlanArgs {
     /// Check a plan written earlier instead: its hash, and whether the live state moved since (exit 12 when it did).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["snapshot", "tags", "markdown"])]
     pub check: Option<std::path::PathBuf>,
+    /// Also compute the exact rows written since the snapshot (restores the snapshot's databases into scratch databases to compare; the plan file is unchanged).
+    #[arg(long, conflicts_with = "check")]
+    pub exact: bool,
 }
 
 /// Runs `rollback plan`.
@@ -53,17 +56,75 @@ pub fn run(s: &Settings, a: PlanArgs, out: Output) -> Result<i32> {
     if let Some(path) = &a.output {
         plan.save(path)?;
     }
+    let exact = match a.exact {
+        true => Some(exact_delta(&repo, system, &snap)?),
+        false => None,
+    };
     if out.json {
-        out.print_json(&serde_json::to_value(&plan)?);
+        let mut v = serde_json::to_value(&plan)?;
+        if let (Some(e), Some(obj)) = (&exact, v.as_object_mut()) {
+            obj.insert("exact".into(), e.clone());
+        }
+        out.print_json(&v);
     } else if a.markdown {
         print!("{}", render_markdown(&plan));
     } else if !out.quiet {
         print!("{}", render_text(&plan));
     }
+    if let (Some(e), false) = (&exact, out.json) {
+        print_exact(e, out);
+    }
     if let (Some(path), false) = (&a.output, out.json || out.quiet) {
         eprintln!("plan written to {}", path.display());
     }
     Ok(exit::OK)
+}
+
+/// `--exact`: the exact per-table delta between the snapshot and the live
+/// databases, as JSON (`databases`, each with its `tables` counts).
+fn exact_delta(
+    repo: &backup_core::Repository,
+    system: &System,
+    snap: &backup_core::snapshot::Snapshot,
+) -> Result<serde_json::Value> {
+    let _lock = backup_core::repository::Lock::acquire(repo, false, "rollback plan --exact")?;
+    let (dbs, stats) =
+        backup_core::salvage::exact_against_live(repo, system, snap, 2, &backup_core::NoProgress)?;
+    let dbs: Vec<_> = dbs
+        .iter()
+        .map(|d| {
+            let tables: Vec<_> = d
+                .tables
+                .iter()
+                .filter(|t| t.status != backup_core::salvage::TableStatus::Unchanged)
+                .map(|t| {
+                    serde_json::json!({"table": t.label(), "status": t.status, "inserted": t.inserted,
+                                       "updated": t.updated, "deleted": t.deleted})
+                })
+                .collect();
+            serde_json::json!({"name": d.name, "tables": tables})
+        })
+        .collect();
+    Ok(
+        serde_json::json!({"databases": dbs, "tables_skipped": stats.skipped, "rows_read": stats.rows_read}),
+    )
+}
+
+fn print_exact(e: &serde_json::Value, out: Output) {
+    out.say("\nRows written since the snapshot (exact), which a rollback now would set aside:");
+    for d in e["databases"].as_array().into_iter().flatten() {
+        for t in d["tables"].as_array().into_iter().flatten() {
+            out.say(format!(
+                "  {}:{:<40} +{} ~{} -{}  {}",
+                d["name"].as_str().unwrap_or(""),
+                t["table"].as_str().unwrap_or(""),
+                t["inserted"],
+                t["updated"],
+                t["deleted"],
+                t["status"].as_str().unwrap_or("")
+            ));
+        }
+    }
 }
 
 /// `--check FILE`: refuses an edited plan, then says what moved.

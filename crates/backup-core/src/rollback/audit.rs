@@ -67,6 +67,10 @@ pub struct AuditRecord {
     pub components: Vec<AuditComponent>,
     /// Every step, timed.
     pub steps: Vec<super::StepRecord>,
+    /// Per-table counts of the data written since the snapshot, when
+    /// computed during the rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salvage: Option<crate::salvage::SalvageSummary>,
 }
 
 impl AuditRecord {
@@ -90,6 +94,7 @@ impl AuditRecord {
             downtime_secs: j.downtime_secs,
             components: j.components.iter().map(component).collect(),
             steps: j.steps.clone(),
+            salvage: j.salvage.clone(),
         }
     }
 }

@@ -140,6 +140,16 @@ pub struct Journal {
     /// Set once `cleanup` dropped its kept copies.
     #[serde(default)]
     pub cleaned: bool,
+    /// The per-table counts of the data written since the snapshot, once
+    /// computed after the switch (`salvage/<id>` holds the rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salvage: Option<crate::salvage::SalvageSummary>,
+    /// Per database component of a rollback: the next transaction id of
+    /// the cluster once its staged copy was complete. A tuple of the
+    /// rolled-back database with a newer `xmin` was written after the
+    /// rollback, so it is no part of the snapshot.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub staged_xids: std::collections::BTreeMap<String, u64>,
 }
 
 /// The files of the state directory that rollbacks use.

@@ -145,6 +145,9 @@ pub struct RollbackReport {
     pub kept: Vec<Kept>,
     /// Why it was reverted.
     pub failure: Option<String>,
+    /// Per-table counts of the data written since the snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub salvage: Option<crate::salvage::SalvageSummary>,
 }
 
 impl RollbackReport {
@@ -167,6 +170,7 @@ impl RollbackReport {
             steps: j.steps.clone(),
             kept: if j.reverted { Vec::new() } else { kept_of(j) },
             failure: j.failure.clone(),
+            salvage: j.salvage.clone(),
         }
     }
 

@@ -48,6 +48,8 @@ pub(crate) fn new_journal(op: Operation, snapshot: String, options: &RollbackOpt
         safety_snapshot: None,
         undone_by: None,
         cleaned: false,
+        salvage: None,
+        staged_xids: Default::default(),
     }
 }
 
@@ -244,6 +246,9 @@ fn remove_staging(session: &Session, c: &Switch) -> Result<()> {
 
 /// Stop, switch, start, health check; any failure switches back.
 pub(crate) fn execute(session: &Session, mut j: Journal) -> Result<RollbackReport> {
+    if j.operation == Operation::Rollback {
+        note_staged_xids(session, &mut j);
+    }
     enter(session, &mut j, Phase::Staged)?;
     j.down_since = Some(Utc::now());
     enter(session, &mut j, Phase::Stopping)?;
@@ -256,6 +261,31 @@ pub(crate) fn execute(session: &Session, mut j: Journal) -> Result<RollbackRepor
     }
     enter(session, &mut j, Phase::Switched)?;
     bring_up(session, j)
+}
+
+/// Notes, before the downtime, the cluster's next transaction id for every
+/// staged database: tuples written to it later are the application's, not
+/// the snapshot's (the salvage step needs to tell them apart). Best
+/// effort: a server that does not answer leaves no entry.
+fn note_staged_xids(session: &Session, j: &mut Journal) {
+    for c in &j.components {
+        let Switch::Postgres(d) = c else { continue };
+        let xid = session.connection(&d.name).and_then(|conn| {
+            let mut client = conn.with_dbname(&d.staged).connect()?;
+            let row = client
+                .query_one(
+                    "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8",
+                    &[],
+                )
+                .map_err(|e| {
+                    crate::source::postgres::conninfo::db_error("reading the next xid", e)
+                })?;
+            Ok(row.get::<_, i64>(0) as u64)
+        });
+        if let Ok(x) = xid {
+            j.staged_xids.insert(d.name.clone(), x);
+        }
+    }
 }
 
 /// Start and health check on the switched state; a failure switches back.
@@ -287,6 +317,11 @@ fn finish(session: &Session, mut j: Journal) -> Result<RollbackReport> {
     for c in j.components.clone() {
         remove_staging(session, &c)?;
     }
+    if j.operation == Operation::Rollback && !j.steps.iter().any(|s| s.name == "salvage") {
+        salvage_step(session, &mut j);
+        session.state.save(&j)?;
+        failpoint("salvage");
+    }
     if j.operation == Operation::Rollback && !j.no_safety_snapshot && j.safety_snapshot.is_none() {
         let started = Utc::now();
         let t0 = Instant::now();
@@ -308,6 +343,37 @@ fn finish(session: &Session, mut j: Journal) -> Result<RollbackReport> {
         super::undo::mark_undone(session, &j)?;
     }
     close(session, j)
+}
+
+/// Computes and stores the data written since the snapshot (the delta
+/// between the kept and the rolled-back databases). Its failure is a
+/// failed step, never a failed rollback.
+fn salvage_step(session: &Session, j: &mut Journal) {
+    if !j
+        .components
+        .iter()
+        .any(|c| matches!(c, Switch::Postgres(_)))
+    {
+        return;
+    }
+    let started = Utc::now();
+    let t0 = Instant::now();
+    let result = crate::salvage::compute_for(session.repo, session.system, j);
+    let shown = result.as_ref().map(|(id, s, stats)| {
+        let summary = crate::salvage::store::summary(&id.to_hex(), s);
+        format!(
+            "{}; {} tables unchanged unread, {} rows read; stored as salvage {}",
+            summary.line(),
+            stats.skipped,
+            stats.rows_read,
+            id.short()
+        )
+    });
+    let shown = shown.map_err(|e| Error::new(e.kind(), e.to_string()));
+    record(j, "salvage", started, t0, &shown, None);
+    if let Ok((id, s, _)) = result {
+        j.salvage = Some(crate::salvage::store::summary(&id.to_hex(), &s));
+    }
 }
 
 /// Ends the operation: audit record, journal into the history.

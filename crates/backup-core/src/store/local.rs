@@ -220,6 +220,7 @@ impl ObjectStore for LocalStore {
             Kind::Snapshot,
             Kind::Lock,
             Kind::Audit,
+            Kind::Salvage,
         ] {
             let d = self.root.join(kind.dir());
             fs::create_dir_all(&d).map_err(|e| self.map_err("create", &d, e))?;

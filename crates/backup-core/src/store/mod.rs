@@ -33,6 +33,8 @@ pub enum Kind {
     Lock,
     /// Audit records of rollbacks and undos.
     Audit,
+    /// The data written since the snapshot a rollback restored.
+    Salvage,
 }
 
 impl Kind {
@@ -46,6 +48,7 @@ impl Kind {
             Kind::Snapshot => "snapshots",
             Kind::Lock => "locks",
             Kind::Audit => "audit",
+            Kind::Salvage => "salvage",
         }
     }
 

@@ -43,7 +43,10 @@ const KEYS: &[(&str, &[&str])] = &[
             "secret_access_key_file",
         ],
     ),
-    ("postgres", &["name", "connection"]),
+    (
+        "postgres",
+        &["name", "connection", "secret", "secret_columns"],
+    ),
     ("files", &["name", "path", "exclude", "secret"]),
     (
         "hooks",
@@ -134,6 +137,10 @@ struct RawS3 {
 struct RawPostgres {
     name: Option<String>,
     connection: Option<String>,
+    #[serde(default)]
+    secret: bool,
+    #[serde(default)]
+    secret_columns: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -377,6 +384,8 @@ fn postgres_entries(raw: Vec<RawPostgres>, problems: &mut Vec<Problem>) -> Vec<P
         out.push(PostgresEntry {
             name: p.name.unwrap_or_default(),
             connection,
+            secret: p.secret,
+            secret_columns: p.secret_columns,
         });
     }
     out

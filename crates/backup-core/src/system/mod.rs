@@ -81,6 +81,11 @@ pub struct PostgresEntry {
     pub name: String,
     /// The libpq connection string or URI.
     pub connection: String,
+    /// Row values are secret: `salvage show` prints none of them.
+    pub secret: bool,
+    /// Columns whose values are secret (`table.column` or
+    /// `schema.table.column`): `salvage show` masks them.
+    pub secret_columns: Vec<String>,
 }
 
 /// One `[[files]]` entry: a file component.

@@ -105,7 +105,9 @@ pub struct TableInfo {
     pub block_size: i64,
 }
 
-const USER_OBJECTS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') \
+/// The condition that keeps user objects: not in system schemas, not
+/// belonging to an extension (`c` is the `pg_class` row, `n` its schema).
+pub(crate) const USER_OBJECTS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') \
      AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
      AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_class'::regclass \
                      AND dep.objid = c.oid AND dep.deptype = 'e')";

@@ -1,0 +1,577 @@
+//! The delta of one database component, by SQL against the kept-aside
+//! database (the replaced state) and the rolled-back one (the snapshot).
+//!
+//! Both are read in `REPEATABLE READ` transactions with the capture's
+//! session settings, so that every value has one text form. Per table:
+//! unchanged (no tuple newer than the capture's horizon, as many tuples as
+//! the snapshot's rows: nothing read), keyed (the newer tuples, looked up
+//! by key), or a multiset difference.
+
+use super::catalog::{self, Table};
+use super::merge::{self, Candidate, Multiset, Original};
+use super::sql::{copy_field, each_row, key_join, row_text, select_list, text_array, values};
+use super::{Change, ChangeKind, DatabaseDelta, TableDelta, TableStatus, Value};
+use crate::error::{Error, ErrorKind, Result};
+use crate::snapshot::{PostgresComponent, TableData};
+use crate::source::postgres::catalog::{self as pgcat, ident, qualified, session_settings};
+use crate::source::postgres::conninfo::{db_error, ConnInfo};
+use crate::source::postgres::unchanged;
+use postgres::Client;
+use std::collections::BTreeMap;
+use std::io::Write;
+
+/// Tuple ages are trusted only this close to the capture's horizon.
+const MAX_XID_DISTANCE: u64 = 1 << 30;
+
+/// What the comparison cost, for reports and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompareStats {
+    /// Tables proved unchanged without reading a row.
+    pub skipped: usize,
+    /// Rows read from either database.
+    pub rows_read: u64,
+}
+
+/// The two databases and what ties the kept one to the snapshot.
+struct Sides {
+    kept: Client,
+    live: Client,
+    /// The capture's `xmin` horizon (low 32 bits), when the kept database
+    /// is the captured one and its tuple ages can be trusted.
+    horizon: Option<u32>,
+    /// The next transaction id once the rolled-back database was staged
+    /// (low 32 bits): its tuples with a newer `xmin` are not the snapshot's.
+    staged: Option<u32>,
+}
+
+/// Computes the delta of component `name`: `live` is the rolled-back
+/// database, `kept` the replaced one, `snap` the component restored;
+/// `staged` the cluster's next transaction id once `live` was staged, if
+/// the rollback noted it.
+pub fn compute_component(
+    name: &str,
+    live: &ConnInfo,
+    kept: &ConnInfo,
+    snap: &PostgresComponent,
+    staged: Option<u64>,
+) -> Result<(DatabaseDelta, CompareStats)> {
+    let mut s = open(live, kept, snap)?;
+    s.staged = staged_horizon(&mut s.live, staged)?;
+    let kept_tables = catalog::tables(&mut s.kept)?;
+    let live_tables = catalog::tables(&mut s.live)?;
+    let mut all: BTreeMap<(String, String), (Option<Table>, Option<Table>)> = BTreeMap::new();
+    for t in kept_tables {
+        let key = (t.schema.clone(), t.name.clone());
+        all.entry(key).or_default().0 = Some(t);
+    }
+    for t in live_tables {
+        let key = (t.schema.clone(), t.name.clone());
+        all.entry(key).or_default().1 = Some(t);
+    }
+    let mut stats = CompareStats::default();
+    let mut tables = Vec::new();
+    for ((schema, tname), sides) in all {
+        let snap_table = snap
+            .tables
+            .iter()
+            .find(|t| t.schema == schema && t.name == tname);
+        let d = match sides {
+            (Some(k), Some(l)) => both(&mut s, &k, &l, snap_table, &mut stats),
+            (Some(k), None) => added(&mut s, &k),
+            (None, Some(l)) => dropped(&mut s, &l, snap_table),
+            (None, None) => continue,
+        }
+        .map_err(|e| e.context(format!("comparing table {schema}.{tname}")))?;
+        stats.rows_read += d.rows_read;
+        tables.push(d);
+    }
+    let sequences = catalog::sequences(&mut s.kept)?;
+    let references = catalog::references(&mut s.kept)?;
+    let identities_used = s.horizon.is_some();
+    let _ = s.kept.batch_execute("COMMIT");
+    let _ = s.live.batch_execute("ROLLBACK");
+    Ok((
+        DatabaseDelta {
+            name: name.to_string(),
+            live: live.dbname().to_string(),
+            kept: kept.dbname().to_string(),
+            identities_used,
+            tables,
+            sequences,
+            references,
+            settings: session_settings(&snap.encoding, &snap.lc_monetary),
+            secret: false,
+            secret_columns: Vec::new(),
+        },
+        stats,
+    ))
+}
+
+/// Connects to both, starts the transactions, and decides whether the
+/// capture's tuple identities hold for the kept database.
+fn open(live: &ConnInfo, kept: &ConnInfo, snap: &PostgresComponent) -> Result<Sides> {
+    let settings = session_settings(&snap.encoding, &snap.lc_monetary);
+    let mut k = kept.connect().map_err(|e| {
+        e.context(format!(
+            "the kept database {} cannot be opened",
+            kept.dbname()
+        ))
+    })?;
+    let mut l = live.connect()?;
+    k.batch_execute(&format!(
+        "{settings}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+    ))
+    .map_err(|e| db_error("starting to read the kept database", e))?;
+    l.batch_execute(&format!(
+        "{settings}; BEGIN ISOLATION LEVEL REPEATABLE READ"
+    ))
+    .map_err(|e| db_error("starting to read the rolled-back database", e))?;
+    let server = pgcat::server_info(&mut k)?;
+    let horizon = match (
+        unchanged::identity(&mut k, &server, &settings),
+        &snap.identity,
+        snap.xid,
+    ) {
+        (Some(now), Some(id), Some(xid))
+            if &now.id == id && xid <= now.xid && now.xid - xid < MAX_XID_DISTANCE =>
+        {
+            Some((xid & 0xffff_ffff) as u32)
+        }
+        _ => None,
+    };
+    Ok(Sides {
+        kept: k,
+        live: l,
+        horizon,
+        staged: None,
+    })
+}
+
+/// Column bookkeeping of a table in both states.
+fn frame(k: &Table, l: &Table, status: TableStatus) -> TableDelta {
+    let compared: Vec<String> = l
+        .columns
+        .iter()
+        .filter(|c| k.columns.contains(*c))
+        .cloned()
+        .collect();
+    let within = |key: &[String]| !key.is_empty() && key.iter().all(|c| compared.contains(c));
+    let key = if within(&l.key) {
+        l.key.clone()
+    } else if within(&k.key) {
+        k.key.clone()
+    } else {
+        Vec::new()
+    };
+    TableDelta {
+        schema: k.schema.clone(),
+        name: k.name.clone(),
+        status,
+        key,
+        columns: k.columns.clone(),
+        types: k.types.clone(),
+        carried: k
+            .columns
+            .iter()
+            .filter(|c| !compared.contains(*c))
+            .cloned()
+            .collect(),
+        missing: l
+            .columns
+            .iter()
+            .filter(|c| !compared.contains(*c))
+            .cloned()
+            .collect(),
+        compared,
+        inserted: 0,
+        updated: 0,
+        deleted: 0,
+        rows_read: 0,
+        snapshot_rows: 0,
+        written_after_rollback: 0,
+        changes: Vec::new(),
+    }
+}
+
+/// A table in both states.
+fn both(
+    s: &mut Sides,
+    k: &Table,
+    l: &Table,
+    snap_table: Option<&TableData>,
+    stats: &mut CompareStats,
+) -> Result<TableDelta> {
+    let mut d = frame(k, l, TableStatus::Unchanged);
+    d.snapshot_rows = match snap_table {
+        Some(t) => t.rows,
+        None => count(&mut s.live, k, "true")?,
+    };
+    // Old tuples (older than the horizon) were all in the snapshot: with no
+    // candidate and as many tuples as the snapshot had rows, they are it.
+    let tally = horizon_tally(s, k)?;
+    if let (Some((0, total)), Some(_)) = (tally, snap_table) {
+        if total == d.snapshot_rows {
+            stats.skipped += 1;
+            return Ok(d);
+        }
+    }
+    let changes = if d.key.is_empty() {
+        multiset(s, &mut d)?
+    } else {
+        keyed(s, &mut d, l, tally)?
+    };
+    finish(d, changes)
+}
+
+fn finish(mut d: TableDelta, changes: Vec<Change>) -> Result<TableDelta> {
+    let (i, u, del) = merge::count(&changes);
+    d.inserted = i;
+    d.updated = u;
+    d.deleted = del;
+    if d.status == TableStatus::Unchanged && !changes.is_empty() {
+        d.status = TableStatus::Changed;
+    }
+    d.changes = changes;
+    Ok(d)
+}
+
+/// With the capture's horizon: the kept table's candidate tuples (not
+/// older than the horizon) and all its tuples, in one scan that reads no
+/// column. `None` without a horizon.
+fn horizon_tally(s: &mut Sides, k: &Table) -> Result<Option<(u64, u64)>> {
+    if s.horizon.is_none() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT count(*) FILTER (WHERE {})::int8, count(*)::int8 FROM ONLY {} x",
+        candidate_filter(s),
+        qualified(&k.schema, &k.name)
+    );
+    let row = s
+        .kept
+        .query_one(&sql, &[])
+        .map_err(|e| db_error("counting tuples", e))?;
+    Ok(Some((
+        row.get::<_, i64>(0) as u64,
+        row.get::<_, i64>(1) as u64,
+    )))
+}
+
+/// The staged horizon, when it is close enough to now to compare with.
+fn staged_horizon(live: &mut Client, staged: Option<u64>) -> Result<Option<u32>> {
+    let Some(x) = staged else { return Ok(None) };
+    let row = live
+        .query_one(
+            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8",
+            &[],
+        )
+        .map_err(|e| db_error("reading the next transaction id", e))?;
+    let now = row.get::<_, i64>(0) as u64;
+    Ok((x <= now && now - x < MAX_XID_DISTANCE).then_some((x & 0xffff_ffff) as u32))
+}
+
+/// `x` of the rolled-back database was written after the rollback.
+fn late_filter(s: &Sides) -> String {
+    match s.staged {
+        Some(x) => format!("age(x.xmin) <= age('{x}'::xid)"),
+        None => "false".into(),
+    }
+}
+
+/// `x` is a candidate for a change: every tuple when identities are not
+/// usable, else those whose `xmin` is not older than the capture horizon.
+fn candidate_filter(s: &Sides) -> String {
+    match s.horizon {
+        Some(x) => format!("age(x.xmin) <= age('{x}'::xid)"),
+        None => "true".into(),
+    }
+}
+
+fn count(c: &mut Client, t: &Table, filter: &str) -> Result<u64> {
+    let sql = format!(
+        "SELECT count(*)::int8 FROM ONLY {} x WHERE {filter}",
+        qualified(&t.schema, &t.name)
+    );
+    let row = c
+        .query_one(&sql, &[])
+        .map_err(|e| db_error("counting rows", e))?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
+
+/// A keyed table: candidates from the kept side, looked up by key in the
+/// rolled-back one; deleted rows found only when their count says so.
+fn keyed(
+    s: &mut Sides,
+    d: &mut TableDelta,
+    l: &Table,
+    tally: Option<(u64, u64)>,
+) -> Result<Vec<Change>> {
+    let old = tally.map_or(0, |(cand, total)| total.saturating_sub(cand));
+    let table = qualified(&d.schema, &d.name);
+    let filter = candidate_filter(s);
+    let mut keys: Vec<Vec<Value>> = Vec::new();
+    let mut cands = Vec::new();
+    let sql = format!(
+        "SELECT {}, {}, {} FROM ONLY {table} x WHERE {filter}",
+        text_array(&d.key),
+        row_text(&d.compared),
+        text_array(&d.columns)
+    );
+    // No candidate (only deletes): nothing to read on the kept side.
+    if tally.is_none_or(|(cand, _)| cand > 0) {
+        each_row(&mut s.kept, &sql, |r| {
+            keys.push(values(r, 0));
+            cands.push(Candidate {
+                compared: r.get(1),
+                after: values(r, 2),
+            });
+            Ok(())
+        })?;
+    }
+    let late = late_filter(s);
+    let (found, late_rows) = look_up(&mut s.live, d, l, &keys, &late)?;
+    d.written_after_rollback += late_rows;
+    let found_n = found.iter().filter(|f| f.is_some()).count() as u64;
+    d.rows_read = cands.len() as u64 + found_n;
+    let gone = match merge::deleted_count(d.snapshot_rows, old, found_n) {
+        Some(0) => Vec::new(),
+        _ => gone_rows(s, d, l)?,
+    };
+    d.rows_read += gone.len() as u64;
+    Ok(merge::pair_by_key(cands, found, gone))
+}
+
+impl Table {
+    /// A table known by name only (for counting).
+    fn bare(schema: &str, name: &str) -> Table {
+        Table {
+            schema: schema.to_string(),
+            name: name.to_string(),
+            columns: Vec::new(),
+            types: Vec::new(),
+            key: Vec::new(),
+        }
+    }
+}
+
+/// A temporary table of `d.key` columns (typed as in `l`) in the
+/// rolled-back database's session.
+fn key_table(
+    live: &mut Client,
+    d: &TableDelta,
+    l: &Table,
+    name: &str,
+    numbered: bool,
+) -> Result<()> {
+    let mut cols: Vec<String> = Vec::new();
+    if numbered {
+        cols.push("salvage_n int8".into());
+    }
+    for k in &d.key {
+        cols.push(format!("{} {}", ident(k), l.type_of(k).unwrap_or("text")));
+    }
+    live.batch_execute(&format!(
+        "DROP TABLE IF EXISTS pg_temp.{name}; CREATE TEMP TABLE {name} ({})",
+        cols.join(", ")
+    ))
+    .map_err(|e| db_error("creating a temporary key table", e))
+}
+
+/// The snapshot's row for each key, if it has one.
+fn look_up(
+    live: &mut Client,
+    d: &TableDelta,
+    l: &Table,
+    keys: &[Vec<Value>],
+    late: &str,
+) -> Result<(Vec<Option<Original>>, u64)> {
+    let mut found = vec![None; keys.len()];
+    let mut late_rows = 0;
+    if keys.is_empty() {
+        return Ok((found, 0));
+    }
+    key_table(live, d, l, "salvage_keys", true)?;
+    {
+        let mut w = live
+            .copy_in("COPY pg_temp.salvage_keys FROM STDIN")
+            .map_err(|e| db_error("sending keys", e))?;
+        for (n, k) in keys.iter().enumerate() {
+            let fields: Vec<String> = k.iter().map(copy_field).collect();
+            writeln!(w, "{n}\t{}", fields.join("\t")).map_err(|e| Error::io("sending keys", e))?;
+        }
+        w.finish().map_err(|e| db_error("sending keys", e))?;
+    }
+    live.batch_execute("ANALYZE pg_temp.salvage_keys")
+        .map_err(|e| db_error("analyzing keys", e))?;
+    let sql = format!(
+        "SELECT s.salvage_n, {}, {}, {late} FROM pg_temp.salvage_keys s JOIN ONLY {} x ON {}",
+        row_text(&d.compared),
+        text_array(&d.compared),
+        qualified(&d.schema, &d.name),
+        key_join(&d.key, "s")
+    );
+    each_row(live, &sql, |r| {
+        let n: i64 = r.get(0);
+        let late = r.get::<_, bool>(3);
+        late_rows += u64::from(late);
+        found[n as usize] = Some(Original {
+            compared: r.get(1),
+            before: values(r, 2),
+            late,
+        });
+        Ok(())
+    })?;
+    Ok((found, late_rows))
+}
+
+/// The snapshot's rows whose key the kept table no longer has: the kept
+/// keys are copied into the rolled-back database's session and anti-joined.
+fn gone_rows(s: &mut Sides, d: &mut TableDelta, l: &Table) -> Result<Vec<Original>> {
+    key_table(&mut s.live, d, l, "salvage_all", false)?;
+    let out_sql = format!(
+        "COPY (SELECT {} FROM ONLY {} x) TO STDOUT",
+        select_list(&d.key),
+        qualified(&d.schema, &d.name)
+    );
+    {
+        let mut r = s
+            .kept
+            .copy_out(&out_sql)
+            .map_err(|e| db_error("reading keys", e))?;
+        let mut w = s
+            .live
+            .copy_in("COPY pg_temp.salvage_all FROM STDIN")
+            .map_err(|e| db_error("sending keys", e))?;
+        std::io::copy(&mut r, &mut w).map_err(|e| Error::io("copying keys", e))?;
+        w.finish().map_err(|e| db_error("sending keys", e))?;
+    }
+    s.live
+        .batch_execute("ANALYZE pg_temp.salvage_all")
+        .map_err(|e| db_error("analyzing keys", e))?;
+    let sql = format!(
+        "SELECT {}, {}, {} FROM ONLY {} x WHERE NOT EXISTS (SELECT 1 FROM pg_temp.salvage_all a WHERE {})",
+        row_text(&d.compared),
+        text_array(&d.compared),
+        late_filter(s),
+        qualified(&d.schema, &d.name),
+        key_join(&d.key, "a")
+    );
+    let mut gone = Vec::new();
+    let mut late_rows = 0;
+    each_row(&mut s.live, &sql, |r| {
+        // Inserted after the rollback: not a row the snapshot had.
+        if r.get::<_, bool>(2) {
+            late_rows += 1;
+            return Ok(());
+        }
+        gone.push(Original {
+            compared: r.get(0),
+            before: values(r, 1),
+            late: false,
+        });
+        Ok(())
+    })?;
+    d.written_after_rollback += late_rows;
+    Ok(gone)
+}
+
+/// A table without a key: counts of every distinct row on both sides,
+/// then the rows whose counts differ.
+fn multiset(s: &mut Sides, d: &mut TableDelta) -> Result<Vec<Change>> {
+    let table = qualified(&d.schema, &d.name);
+    let text = row_text(&d.compared);
+    let mut m = Multiset::default();
+    let only = format!("SELECT {text} FROM ONLY {table} x");
+    // Rows written after the rollback are not the snapshot's.
+    let late = late_filter(s);
+    let snap_only = format!("SELECT {text} FROM ONLY {table} x WHERE NOT ({late})");
+    d.rows_read += each_row(&mut s.live, &snap_only, |r| {
+        m.count_snapshot(r.get(0));
+        Ok(())
+    })?;
+    d.written_after_rollback += count(&mut s.live, &Table::bare(&d.schema, &d.name), &late)?;
+    d.rows_read += each_row(&mut s.kept, &only, |r| {
+        m.count_kept(r.get(0));
+        Ok(())
+    })?;
+    let mut out = Vec::new();
+    if m.deleted() > 0 {
+        let sql = format!(
+            "SELECT {text}, {} FROM ONLY {table} x WHERE NOT ({late})",
+            text_array(&d.compared)
+        );
+        each_row(&mut s.live, &sql, |r| {
+            if m.take_deleted(r.get(0)) {
+                out.push(Change {
+                    kind: ChangeKind::Delete,
+                    before: Some(values(r, 1)),
+                    after: None,
+                    late: false,
+                });
+            }
+            Ok(())
+        })?;
+    }
+    if m.inserted() > 0 {
+        let sql = format!(
+            "SELECT {text}, {} FROM ONLY {table} x",
+            text_array(&d.columns)
+        );
+        each_row(&mut s.kept, &sql, |r| {
+            if m.take_inserted(r.get(0)) {
+                out.push(Change {
+                    kind: ChangeKind::Insert,
+                    before: None,
+                    after: Some(values(r, 1)),
+                    late: false,
+                });
+            }
+            Ok(())
+        })?;
+    }
+    Ok(out)
+}
+
+/// A table created since the snapshot: every row is carried.
+fn added(s: &mut Sides, k: &Table) -> Result<TableDelta> {
+    let mut d = frame(k, k, TableStatus::Added);
+    d.key = k.key.clone();
+    d.carried = Vec::new();
+    let sql = format!(
+        "SELECT {} FROM ONLY {} x",
+        text_array(&d.columns),
+        qualified(&k.schema, &k.name)
+    );
+    let mut changes = Vec::new();
+    d.rows_read = each_row(&mut s.kept, &sql, |r| {
+        changes.push(Change {
+            kind: ChangeKind::Insert,
+            before: None,
+            after: Some(values(r, 0)),
+            late: false,
+        });
+        Ok(())
+    })?;
+    finish(d, changes)
+}
+
+/// A table dropped since the snapshot: listed with the rows it had.
+fn dropped(s: &mut Sides, l: &Table, snap_table: Option<&TableData>) -> Result<TableDelta> {
+    let mut d = frame(l, l, TableStatus::Dropped);
+    d.snapshot_rows = match snap_table {
+        Some(t) => t.rows,
+        None => count(&mut s.live, l, "true")?,
+    };
+    Ok(d)
+}
+
+/// The error when the kept database of a rollback is gone.
+pub fn kept_gone(kept: &str, rollback: &str) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!(
+            "the database {kept} that rollback {rollback} kept aside is gone (cleaned up): \
+             the delta can no longer be computed"
+        ),
+    )
+}
