@@ -80,6 +80,35 @@ fn the_daemon_snapshots_verifies_forgets_prunes_drills_and_reports() {
                 && d.successes("check") >= 1
         },
     );
+    // Creates by the command run beside the daemon's prunes and forgets (a
+    // create waits for their exclusive lock, and they, finding a create's
+    // lock, fail as retryable and run again): every create succeeds, and the
+    // repository verifies at the end (below).
+    let (prunes_before, forgets_before) = (d.successes("shrink"), d.successes("tidy"));
+    for _ in 0..3 {
+        Run::from(
+            env.cmd(&[
+                "create",
+                "--config",
+                config.to_str().unwrap(),
+                "--retry-lock",
+                "2m",
+                "--tag",
+                "manual",
+            ])
+            .env_remove("BACKUP_REPOSITORY")
+            .output()
+            .unwrap(),
+        )
+        .ok();
+    }
+    // A prune or forget that found a manual create's lock failed (retryable,
+    // /healthz says so) and is retried: wait for both to pass again.
+    d.wait_for(
+        "a prune and a forget after the manual creates",
+        Duration::from_secs(90),
+        || d.successes("shrink") > prunes_before && d.successes("tidy") > forgets_before,
+    );
     // The drill is run on request, with the token only.
     assert_eq!(
         d.request("POST", "/v1/jobs/drill/run", None).unwrap().0,
