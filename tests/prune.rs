@@ -162,10 +162,12 @@ fn prune_cycle_dry(env: &Env) {
         ])
         .ok()
         .json();
-    assert!(
-        r["prune"]["bytes_freed"].as_u64().unwrap() > 3_000_000,
-        "{r}"
-    );
+    // The two forgotten snapshots alone hold 8 files of 400 kB: all of it
+    // is freed or, in packs below the 5% repack limit (their layout
+    // follows the order the packers finished in), left unused.
+    let freed = r["prune"]["bytes_freed"].as_u64().unwrap();
+    let left = r["prune"]["unused_bytes_after"].as_u64().unwrap();
+    assert!(freed > 2_000_000 && freed + left > 3_000_000, "{r}");
     assert_eq!(env.listed_snapshots(), 4, "a dry run removed snapshots");
     assert_eq!(data_bytes(env), before, "a dry run removed data");
 }
