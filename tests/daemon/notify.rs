@@ -45,12 +45,15 @@ fn the_command_the_webhook_and_the_ping_url_hear_how_jobs_go() {
             .collect()
     };
     d.wait_for(
-        "a success and a failure at the webhook",
+        "a success and a failure at the webhook, and a success ping",
         Duration::from_secs(60),
         || {
+            // The ping of a success goes after the command and the webhook.
+            let pinged = hook.seen().iter().any(|c| c.path == "/ping/snap-uuid");
             let w = webhooks();
-            w.iter()
-                .any(|v| v["event"] == "success" && v["job"] == "snap")
+            pinged
+                && w.iter()
+                    .any(|v| v["event"] == "success" && v["job"] == "snap")
                 && w.iter()
                     .any(|v| v["event"] == "failure" && v["job"] == "tidy")
         },
