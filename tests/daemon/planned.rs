@@ -45,6 +45,31 @@ fn wait_state(d: &Daemon, id: &str, want: &str) -> Value {
     planned(d, id)
 }
 
+/// `rollback plan` of the pre-deploy snapshot into `file`, handed to the
+/// daemon at `at`; the planned rollback's id.
+fn plan_and_hand(sys: &System, addr: &str, file: &str, at: &str) -> String {
+    let plan = sys.env.path(file);
+    let plan = plan.to_str().unwrap();
+    sys.run(&[
+        "rollback",
+        "plan",
+        "latest",
+        "--tag",
+        "pre-deploy",
+        "-o",
+        plan,
+    ])
+    .ok();
+    let handed = sys
+        .run(&[
+            "rollback", "apply", plan, "--at", at, "--yes", "--daemon", addr, "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(handed["state"], "pending", "{handed}");
+    handed["id"].as_str().unwrap().to_string()
+}
+
 fn in_secs(secs: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::seconds(secs)).to_rfc3339()
 }
@@ -124,25 +149,7 @@ fn a_planned_rollback_runs_at_its_time_and_one_whose_state_moved_is_refused() {
     );
     // A plan whose live state moves after it was handed over is refused
     // at its time, nothing touched, and the refusal is in the history.
-    let plan2 = sys.env.path("plan2.json");
-    sys.run(&[
-        "rollback",
-        "plan",
-        "latest",
-        "--tag",
-        "pre-deploy",
-        "-o",
-        plan2.to_str().unwrap(),
-    ])
-    .ok();
-    let handed = Run::from(
-        apply(plan2.to_str().unwrap(), &in_secs(4))
-            .output()
-            .unwrap(),
-    )
-    .ok()
-    .json();
-    let id2 = handed["id"].as_str().unwrap().to_string();
+    let id2 = plan_and_hand(&sys, &addr, "plan2.json", &in_secs(4));
     let hotfix = sys.path("api").join("hotfix.js");
     std::fs::write(&hotfix, "patched at night\n").unwrap();
     let refused = wait_state(&d, &id2, "refused");
@@ -159,25 +166,7 @@ fn a_planned_rollback_runs_at_its_time_and_one_whose_state_moved_is_refused() {
         "{last}"
     );
     // A pending one is withdrawn with the token only.
-    let plan3 = sys.env.path("plan3.json");
-    sys.run(&[
-        "rollback",
-        "plan",
-        "latest",
-        "--tag",
-        "pre-deploy",
-        "-o",
-        plan3.to_str().unwrap(),
-    ])
-    .ok();
-    let handed = Run::from(
-        apply(plan3.to_str().unwrap(), &in_secs(3600))
-            .output()
-            .unwrap(),
-    )
-    .ok()
-    .json();
-    let id3 = handed["id"].as_str().unwrap().to_string();
+    let id3 = plan_and_hand(&sys, &addr, "plan3.json", &in_secs(3600));
     let path = format!("/v1/rollbacks/{id3}");
     assert_eq!(d.request("DELETE", &path, None).unwrap().0, 401);
     assert_eq!(d.request("DELETE", &path, Some(TOKEN)).unwrap().0, 200);

@@ -96,6 +96,7 @@ pub fn status_json(shared: &Shared) -> Value {
     let config = shared.config();
     let state = shared.state();
     let running = shared.running();
+    let problems = problems(shared);
     let jobs: Vec<Value> = config
         .system
         .schedules
@@ -118,8 +119,8 @@ pub fn status_json(shared: &Shared) -> Value {
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "timezone": config.daemon.timezone.name(),
-        "healthy": problems(shared).is_empty(),
-        "problems": problems(shared),
+        "healthy": problems.is_empty(),
+        "problems": problems,
         "jobs": jobs,
         "verify": {
             "last_success": state.verify.last_success,

@@ -3,9 +3,8 @@
 //! checked together so that a bad file is refused whole (at start-up, and
 //! on SIGHUP, when the old one stays in force).
 
-use anyhow::{Context, Result};
-use backup_core::system::{read_secret_file, DaemonSection, System};
-use backup_core::ErrorKind;
+use anyhow::Result;
+use backup_core::system::{DaemonSection, System};
 use std::path::{Path, PathBuf};
 
 /// A loaded, checked configuration.
@@ -33,16 +32,7 @@ impl Loaded {
             .state_dir
             .clone()
             .unwrap_or_else(|| system.state_dir.clone());
-        let token = match std::env::var("BACKUPD_TOKEN") {
-            Ok(t) if !t.is_empty() => Some(t),
-            _ => match &daemon.token_file {
-                Some(f) => Some(
-                    String::from_utf8(read_secret_file(f, "token file", ErrorKind::Usage)?)
-                        .context("the token file is not UTF-8")?,
-                ),
-                None => None,
-            },
-        };
+        let token = daemon.token()?;
         Ok(Loaded {
             path: path.to_path_buf(),
             system,

@@ -5,7 +5,7 @@
 
 use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
-use backup_core::system::{read_secret_file, DEFAULT_LISTEN};
+use backup_core::system::DEFAULT_LISTEN;
 use backup_core::{Error, ErrorKind};
 use serde_json::Value;
 use std::time::Duration;
@@ -23,27 +23,18 @@ pub fn base_url(s: &Settings, flag: Option<&str>) -> String {
     format!("http://{addr}")
 }
 
-/// The bearer token for state-changing requests.
+/// The bearer token for state-changing requests (read as the daemon reads it).
 pub fn token(s: &Settings) -> Result<String> {
-    if let Ok(t) = std::env::var("BACKUPD_TOKEN") {
-        if !t.is_empty() {
-            return Ok(t);
-        }
-    }
-    let file = s
+    let daemon = s
         .system()
-        .and_then(|sys| sys.daemon.as_ref())
-        .and_then(|d| d.token_file.clone());
-    let Some(file) = file else {
-        bail!(Error::usage(
+        .and_then(|sys| sys.daemon.clone())
+        .unwrap_or_default();
+    match daemon.token()? {
+        Some(t) => Ok(t),
+        None => bail!(Error::usage(
             "the daemon needs its token: set BACKUPD_TOKEN, or daemon.token_file in the --config file"
-        ));
-    };
-    let bytes = read_secret_file(&file, "token file", ErrorKind::Usage)?;
-    Ok(String::from_utf8(bytes)
-        .context("the token file is not UTF-8")?
-        .trim()
-        .to_string())
+        )),
+    }
 }
 
 /// GETs `path` and reads the JSON answer.

@@ -43,6 +43,38 @@ impl Default for DaemonSection {
     }
 }
 
+impl DaemonSection {
+    /// The bearer token that state-changing requests to the daemon need:
+    /// `BACKUPD_TOKEN`, else the contents of `token_file` (refused when
+    /// world-readable), without surrounding whitespace; `None` when neither
+    /// is set. The daemon and the command read it the same way, so a file
+    /// ending in a newline is the same token for both.
+    pub fn token(&self) -> crate::Result<Option<String>> {
+        if let Ok(t) = std::env::var("BACKUPD_TOKEN") {
+            if !t.trim().is_empty() {
+                return Ok(Some(t.trim().to_string()));
+            }
+        }
+        let Some(file) = &self.token_file else {
+            return Ok(None);
+        };
+        let bytes = super::read_secret_file(file, "token file", crate::ErrorKind::Usage)?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            crate::Error::usage(format!(
+                "the token file {} is not UTF-8 text: write the token as one line",
+                file.display()
+            ))
+        })?;
+        match text.trim() {
+            "" => Err(crate::Error::usage(format!(
+                "the token file {} is empty: write the token in it",
+                file.display()
+            ))),
+            t => Ok(Some(t.to_string())),
+        }
+    }
+}
+
 /// What a scheduled job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -404,6 +436,26 @@ cron = "0 0 25 * * *"
             .find(|p| p.key == "schedule[3].cron")
             .unwrap();
         assert!(hours.message.contains("Hours"), "{hours:?}");
+    }
+
+    #[test]
+    fn the_token_file_is_read_without_its_newline_and_an_empty_one_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let d = DaemonSection {
+            token_file: Some(file.clone()),
+            ..DaemonSection::default()
+        };
+        if std::env::var("BACKUPD_TOKEN").is_err() {
+            assert_eq!(d.token().unwrap().as_deref(), Some("s3cret"));
+            std::fs::write(&file, "\n").unwrap();
+            let e = d.token().unwrap_err();
+            assert!(e.to_string().contains("is empty"), "{e}");
+            assert_eq!(DaemonSection::default().token().unwrap(), None);
+        }
     }
 
     #[test]
