@@ -500,3 +500,47 @@ fn a_deleted_pack_makes_restore_report_damage_and_leave_no_target() {
         .fails(3, "missing");
     assert!(!target.exists());
 }
+
+#[test]
+fn in_place_restore_copies_unchanged_files_and_rewrites_the_rest() {
+    use std::os::unix::fs::FileTypeExt;
+    let env = Env::local();
+    let src = env.path("tree");
+    fixture(&src);
+    let before = digest(&src);
+    env.init();
+    env.create(&[&src], &[]);
+    // The same size with other bytes, a symlink to a right copy elsewhere,
+    // a FIFO where a file was, a file removed: none may be taken as it is.
+    flip_byte(&src.join("api/dist/vendor.js"), 1000);
+    let elsewhere = env.path("logo-copy.png");
+    std::fs::rename(src.join("web/assets/logo.png"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, src.join("web/assets/logo.png")).unwrap();
+    std::fs::remove_file(src.join("api/dist/main.js")).unwrap();
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(src.join("api/dist/main.js"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    std::fs::remove_file(src.join("bin/start.sh")).unwrap();
+    let r = env
+        .run(&[
+            "restore",
+            "latest",
+            "--target",
+            src.to_str().unwrap(),
+            "--overwrite",
+            "--json",
+        ])
+        .ok()
+        .json();
+    // index.html, the non-ASCII name and .env are unchanged and copied.
+    assert_eq!(r["copied"], 3, "{r}");
+    assert_eq!(digest(&src), before);
+    let previous = Path::new(r["previous"].as_str().unwrap());
+    let kept = std::fs::symlink_metadata(previous.join("api/dist/main.js")).unwrap();
+    assert!(
+        kept.file_type().is_fifo(),
+        "the replaced FIFO is kept as it was"
+    );
+}

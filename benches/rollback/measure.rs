@@ -4,7 +4,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -227,6 +227,7 @@ fn case(b: &Bench, sys: &SystemFile, mib: u64, runs: usize) -> Result<Case> {
             println!("-- round {round} of {runs} --");
         }
         // -- anchors, on the state the snapshot holds --
+        settle()?;
         b.checkpoint()?;
         warm(&fd)?;
         let createdb = b.run_timed("createdb", &b.pg.bin("createdb"), &[os(ANCHOR_DB)])?;
@@ -256,7 +257,6 @@ fn case(b: &Bench, sys: &SystemFile, mib: u64, runs: usize) -> Result<Case> {
         cp_args.push(dest.as_os_str());
         b.checkpoint()?;
         cps.push(b.run_timed("cp -a (the trees)", Path::new("cp"), &cp_args)?);
-        remove(&dest)?;
 
         // -- the deployment the rollback undoes (untimed) --
         let t = Instant::now();
@@ -320,6 +320,7 @@ fn case(b: &Bench, sys: &SystemFile, mib: u64, runs: usize) -> Result<Case> {
         )?;
         let removed = cj["removed"].as_array().map_or(0, Vec::len);
         check_cleaned(b, sys)?;
+        remove(&dest)?;
         last_cleanup = Some((cleanup, removed));
     }
     remove(&fd)?;
@@ -369,6 +370,25 @@ fn time_plan(b: &Bench, config: &OsStr) -> Result<Option<Timed>> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// How long ext4 without a journal treats a deleted inode as recent (30 s,
+/// plus a margin): until then, creating a file scans past every recently
+/// freed inode, so a tree copied right after a large delete costs several
+/// times more, whoever copies it.
+const RECENT_DELETE: Duration = Duration::from_secs(35);
+
+/// Lets the deletes of the previous round or case age before anything is
+/// timed: `sync`, then a wait of [`RECENT_DELETE`]. The anchor's copy and
+/// the kept copies are removed only after the rollback, so no timed step
+/// follows a large delete.
+fn settle() -> Result<()> {
+    let status = std::process::Command::new("sync").status()?;
+    if !status.success() {
+        return Err("sync failed".into());
+    }
+    std::thread::sleep(RECENT_DELETE);
+    Ok(())
 }
 
 /// Fails when a kept or staged copy outlived `rollback cleanup`.

@@ -14,15 +14,15 @@ const GIB: u64 = 1024 * MIB;
 /// What a case needs, in bytes, on the cluster's file system and in the work directory.
 ///
 /// Cluster: the live database and the staged one (afterwards the kept one), 10% for the
-/// deployment's growth, and 2 GiB of WAL (`max_wal_size` is 1 GiB; checkpoints may lag). Work directory: the tree twice
-/// (live and staged, or live and the `cp -a` copy), the repository (at most about 35% of the
+/// deployment's growth, and 2 GiB of WAL (`max_wal_size` is 1 GiB; checkpoints may lag). Work directory: the tree three
+/// times (live, staged and the `cp -a` copy, which is removed only after the rollback), the repository (at most about 35% of the
 /// database and 60% of the tree, plus the safety snapshot's new data), the `-Fd` dump (about
 /// 20% of the database at 350 MiB; 30% allowed) and 256 MiB to spare.
 pub fn needs(db_mib: u64, tree_mib: u64) -> (u64, u64) {
     let d = db_mib * MIB;
     let t = tree_mib * MIB;
     let cluster = 2 * d * 11 / 10 + 2 * GIB;
-    let work = 2 * t + (t * 6 / 10 + d * 45 / 100) + d * 3 / 10 + 256 * MIB;
+    let work = 3 * t + (t * 6 / 10 + d * 45 / 100) + d * 3 / 10 + 256 * MIB;
     (cluster, work)
 }
 

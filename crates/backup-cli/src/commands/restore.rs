@@ -174,6 +174,12 @@ pub fn run(s: &Settings, mut a: Args, out: Output) -> Result<i32> {
             human_bytes(r.bytes),
             r.duration_secs
         ));
+        if r.copied > 0 {
+            out.say(format!(
+                "{} unchanged files were copied from the target's current content and checked",
+                r.copied
+            ));
+        }
         if let Some(p) = &r.previous {
             out.say(format!(
                 "the previous content of the target is kept at {}",

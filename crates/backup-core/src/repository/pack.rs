@@ -160,6 +160,25 @@ impl BlobEncoder {
     }
 }
 
+thread_local! {
+    /// One decompression context per thread: creating one per blob costs
+    /// more than decompressing a small blob.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompresses `data` into at most `capacity` bytes with this thread's
+/// context.
+fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        slot.as_mut().expect("set above").decompress(data, capacity)
+    })
+}
+
 /// Opens, decompresses and checks one sealed blob against its id.
 pub fn decode_blob(
     cipher: &Cipher,
@@ -171,10 +190,10 @@ pub fn decode_blob(
     let opened = cipher.open(sealed, &what)?;
     let plain = match blob.coding() {
         Coding::Stored => opened,
-        Coding::Zstd => zstd::bulk::decompress(&opened, blob.raw_length as usize)
+        Coding::Zstd => decompress(&opened, blob.raw_length as usize)
             .map_err(|e| Error::corrupt(format!("{what} does not decompress: {e}")))?,
         Coding::ZstdRows => {
-            let t = zstd::bulk::decompress(&opened, blob.raw_length as usize + 12)
+            let t = decompress(&opened, blob.raw_length as usize + 12)
                 .map_err(|e| Error::corrupt(format!("{what} does not decompress: {e}")))?;
             super::transpose::untranspose(&t)
                 .ok_or_else(|| Error::corrupt(format!("{what} has a damaged row layout")))?

@@ -5,6 +5,7 @@
 
 use super::handle::{shown, DirHandle};
 use super::place::{occupied, put_in_place, StagingDir};
+use super::seed::Seed;
 use super::selection::{select_all, select_path, Item, Listing, Selection};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
@@ -49,6 +50,10 @@ pub struct RestoreReport {
     pub files: u64,
     /// Directories, links, FIFOs and device nodes restored.
     pub other: u64,
+    /// Files whose content was copied from the target's current content
+    /// (and checked against the snapshot) instead of read from the
+    /// repository: the unchanged files of an in-place restore.
+    pub copied: u64,
     /// Bytes of file content.
     pub bytes: u64,
     /// Where the previous content of the target was kept, if any.
@@ -119,10 +124,13 @@ pub fn restore_files(
         None => select_all(listings, &options.include)?,
     };
     let mut staging = StagingDir::for_target(&target)?;
+    // An in-place restore copies what is unchanged from the target itself.
+    let current = occupied(&target).then_some(target.as_path());
     let staged = stage_selection(
         repo,
         &sel,
         staging.path(),
+        current,
         options.workers,
         options.no_xattrs,
         progress,
@@ -133,6 +141,7 @@ pub fn restore_files(
         source,
         files: staged.files,
         other: staged.other,
+        copied: staged.copied,
         bytes: staged.bytes,
         previous,
         duration_secs: start.elapsed().as_secs_f64(),
@@ -146,18 +155,24 @@ pub(crate) struct Staged {
     pub files: u64,
     /// Directories, links, FIFOs and device nodes created.
     pub other: u64,
+    /// Files copied from the current content (and checked) instead of
+    /// read from the repository.
+    pub copied: u64,
     /// Bytes of file content.
     pub bytes: u64,
 }
 
 /// Restores a selection into entry [`super::selection::STAGED`] of the
 /// directory `staging`, checks every file against its SHA-256 and applies
-/// the metadata. Nothing outside `staging` is touched; the caller holds
-/// the repository lock.
+/// the metadata. With `current` (the path the staged copy will replace),
+/// files are first copied from there and only those that do not match are
+/// read from the repository. Nothing outside `staging` is written; the
+/// caller holds the repository lock.
 fn stage_selection(
     repo: &Repository,
     sel: &Selection,
     staging: &std::path::Path,
+    current: Option<&std::path::Path>,
     workers: usize,
     no_xattrs: bool,
     progress: &dyn Progress,
@@ -165,20 +180,26 @@ fn stage_selection(
     let dir = DirHandle::open(staging)?;
     create_skeleton(&dir, sel)?;
     let items = &sel.items;
-    let total: u64 = items
-        .iter()
-        .filter(|i| i.link.is_none())
-        .map(|i| i.node.size)
-        .sum();
-    progress.phase("restoring", Some(total));
     let workers = if workers == 0 {
         default_workers()
     } else {
         workers
     };
-    write_contents(repo, &dir, items, workers, progress)?;
-    progress.phase("verifying restored files", Some(total));
-    verify_staged(&dir, items, workers, progress)?;
+    let contents: Vec<usize> = (0..items.len())
+        .filter(|i| items[*i].node.kind == NodeKind::File && items[*i].link.is_none())
+        .collect();
+    let from_repo = match current.and_then(Seed::open) {
+        Some(seed) => seed_from_current(&seed, &dir, items, &contents, workers, progress)?,
+        None => contents.clone(),
+    };
+    let bytes = |set: &[usize]| set.iter().map(|i| items[*i].node.size).sum::<u64>();
+    progress.phase("restoring", Some(bytes(&from_repo)));
+    write_contents(repo, &dir, items, &from_repo, workers, progress)?;
+    progress.phase("verifying restored files", Some(bytes(&from_repo)));
+    let mismatched = check_staged(&dir, items, &from_repo, workers, progress)?;
+    if let Some(i) = mismatched.first() {
+        return Err(mismatch(&items[*i]));
+    }
     apply_metadata(&dir, items, no_xattrs)?;
     let files = items
         .iter()
@@ -187,17 +208,56 @@ fn stage_selection(
     Ok(Staged {
         files,
         other: items.len() as u64 - files,
-        bytes: total,
+        copied: (contents.len() - from_repo.len()) as u64,
+        bytes: items
+            .iter()
+            .filter(|i| i.link.is_none() && i.node.kind == NodeKind::File)
+            .map(|i| i.node.size)
+            .sum(),
     })
 }
 
+/// Copies the files of `contents` from their current copies and checks
+/// the copies; returns the files still to be read from the repository
+/// (those not copied, and those whose copy does not match the snapshot).
+fn seed_from_current(
+    seed: &Seed,
+    dir: &DirHandle,
+    items: &[Item],
+    contents: &[usize],
+    workers: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<usize>> {
+    let total: u64 = contents.iter().map(|i| items[*i].node.size).sum();
+    progress.phase("copying unchanged files from the current copy", Some(total));
+    let copied = super::seed::seed_files(seed, dir, items, contents, workers, progress);
+    let (mut seeded, mut rest) = (Vec::new(), Vec::new());
+    for (i, c) in contents.iter().zip(&copied) {
+        if *c {
+            seeded.push(*i);
+        } else {
+            rest.push(*i);
+        }
+    }
+    progress.phase(
+        "checking the copied files",
+        Some(seeded.iter().map(|i| items[*i].node.size).sum()),
+    );
+    rest.extend(check_staged(dir, items, &seeded, workers, progress)?);
+    rest.sort_unstable();
+    Ok(rest)
+}
+
 /// Stages one file component, whole, into `staging/r` (its content at the
-/// top: `r` is the component's directory, file or symlink), verified. The
-/// caller holds the repository lock and owns `staging`.
+/// top: `r` is the component's directory, file or symlink), verified.
+/// Files unchanged at `current` (the live path the staged copy will
+/// replace) are copied from there. The caller holds the repository lock
+/// and owns `staging`.
 pub(crate) fn stage_component(
     repo: &Repository,
     fc: &FilesComponent,
     staging: &std::path::Path,
+    current: Option<&std::path::Path>,
     workers: usize,
     progress: &dyn Progress,
 ) -> Result<Staged> {
@@ -206,7 +266,15 @@ pub(crate) fn stage_component(
         nodes: load_tree(repo, &fc.tree)?,
     }];
     let sel = select_path(listings, &fc.path, &[])?;
-    stage_selection(repo, &sel, staging, workers, fc.no_xattrs, progress)
+    stage_selection(
+        repo,
+        &sel,
+        staging,
+        current,
+        workers,
+        fc.no_xattrs,
+        progress,
+    )
 }
 
 /// Creates every entry: directories, links, FIFOs and devices as they are,
@@ -234,17 +302,19 @@ fn create_skeleton(dir: &DirHandle, sel: &Selection) -> Result<()> {
     Ok(())
 }
 
-/// Reads every needed pack region once and writes each blob wherever it
-/// occurs.
+/// Reads every pack region that the files `files` (indices into `items`)
+/// need once and writes each blob wherever it occurs in them.
 fn write_contents(
     repo: &Repository,
     dir: &DirHandle,
     items: &[Item],
+    files: &[usize],
     workers: usize,
     progress: &dyn Progress,
 ) -> Result<()> {
     let mut uses: HashMap<Id, Vec<(usize, u64)>> = HashMap::new();
-    for (i, it) in items.iter().enumerate().filter(|(_, i)| i.link.is_none()) {
+    for &i in files {
+        let it = &items[i];
         let mut off = 0u64;
         for b in &it.node.blobs {
             uses.entry(*b).or_default().push((i, off));
@@ -358,27 +428,40 @@ fn write_at(f: &std::fs::File, data: &[u8], off: u64, sparse: bool) -> std::io::
     Ok(())
 }
 
-/// Reads every staged file back and checks it against its size and SHA-256,
-/// on `workers` threads.
-fn verify_staged(
+/// Reads the staged files `files` (indices into `items`) back and checks
+/// each against its size and SHA-256, on `workers` threads. Returns those
+/// that do not match, in order.
+fn check_staged(
     dir: &DirHandle,
     items: &[Item],
+    files: &[usize],
     workers: usize,
     progress: &dyn Progress,
-) -> Result<()> {
-    let files: Vec<&Item> = items
-        .iter()
-        .filter(|i| i.node.kind == NodeKind::File && i.link.is_none())
-        .collect();
+) -> Result<Vec<usize>> {
+    let bad = std::sync::Mutex::new(Vec::new());
     crate::parallel::for_each_parallel(
-        &files,
+        files,
         workers,
         || Ok(vec![0u8; 1024 * 1024]),
-        |buf, it| verify_one(dir, it, buf, progress),
-    )
+        |buf, i| {
+            if !matches_snapshot(dir, &items[*i], buf, progress)? {
+                bad.lock().expect("lock").push(*i);
+            }
+            Ok(())
+        },
+    )?;
+    let mut bad = bad.into_inner().expect("lock");
+    bad.sort_unstable();
+    Ok(bad)
 }
 
-fn verify_one(dir: &DirHandle, it: &Item, buf: &mut [u8], progress: &dyn Progress) -> Result<()> {
+/// Whether the staged file of `it` has the captured size and SHA-256.
+fn matches_snapshot(
+    dir: &DirHandle,
+    it: &Item,
+    buf: &mut [u8],
+    progress: &dyn Progress,
+) -> Result<bool> {
     let mut f = dir.open_file(&it.rel, false)?;
     let mut h = Sha256::new();
     let mut n = 0u64;
@@ -394,15 +477,18 @@ fn verify_one(dir: &DirHandle, it: &Item, buf: &mut [u8], progress: &dyn Progres
         progress.inc(r as u64);
     }
     let got = hex::encode(h.finalize());
-    if n != it.node.size || Some(&got) != it.node.sha256.as_ref() {
-        return Err(Error::corrupt(format!(
-            "restored {} does not match its SHA-256 in the snapshot (got {got}, want {}): \
-             nothing was moved into place",
-            it.node.path,
-            it.node.sha256.as_deref().unwrap_or("?")
-        )));
-    }
-    Ok(())
+    Ok(n == it.node.size && Some(&got) == it.node.sha256.as_ref())
+}
+
+/// The error for a file written from the repository that does not match
+/// its SHA-256 when read back.
+fn mismatch(it: &Item) -> Error {
+    Error::corrupt(format!(
+        "restored {} does not match its size and SHA-256 in the snapshot ({}): \
+         nothing was moved into place",
+        it.node.path,
+        it.node.sha256.as_deref().unwrap_or("?")
+    ))
 }
 
 /// Owner, extended attributes, mode and times, deepest entries first (so

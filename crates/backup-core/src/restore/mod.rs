@@ -5,6 +5,7 @@ mod database_check;
 mod files;
 mod handle;
 mod place;
+mod seed;
 mod selection;
 
 pub use database::{

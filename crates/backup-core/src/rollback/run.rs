@@ -7,7 +7,9 @@ use super::switch::Switch;
 use super::{RollbackOptions, RollbackReport, Session};
 use crate::error::{Error, ErrorKind, Result};
 pub(crate) use crate::failpoint::failpoint;
+use crate::id::Id;
 use crate::process::{hook_failure, run_health_check, run_hook, HookRun};
+use crate::salvage::{CompareStats, Salvage};
 use chrono::{DateTime, Utc};
 use std::time::{Duration, Instant};
 
@@ -311,33 +313,14 @@ fn up_again(j: &mut Journal) {
     }
 }
 
-/// The tail of a successful operation: staging removed, safety snapshot,
-/// audit record, journal into the history.
+/// The tail of a successful operation: staging removed, salvage and safety
+/// snapshot, audit record, journal into the history.
 fn finish(session: &Session, mut j: Journal) -> Result<RollbackReport> {
     for c in j.components.clone() {
         remove_staging(session, &c)?;
     }
-    if j.operation == Operation::Rollback && !j.steps.iter().any(|s| s.name == "salvage") {
-        salvage_step(session, &mut j);
-        session.state.save(&j)?;
-        failpoint("salvage");
-    }
-    if j.operation == Operation::Rollback && !j.no_safety_snapshot && j.safety_snapshot.is_none() {
-        let started = Utc::now();
-        let t0 = Instant::now();
-        let result = super::audit::safety_snapshot(session, &j);
-        let shown = result
-            .as_ref()
-            .map(|id| format!("the replaced state is snapshot {}", id.short()));
-        let shown = shown.map_err(|e| Error::new(e.kind(), e.to_string()));
-        record(&mut j, "safety snapshot", started, t0, &shown, None);
-        match result {
-            Ok(id) => j.safety_snapshot = Some(id.to_hex()),
-            // The rollback itself succeeded; the kept copies are still there.
-            Err(e) => j.failure = Some(format!("the safety snapshot failed: {e}")),
-        }
-        session.state.save(&j)?;
-        failpoint("safety");
+    if j.operation == Operation::Rollback {
+        after_rollback(session, &mut j)?;
     }
     if j.operation == Operation::Undo {
         super::undo::mark_undone(session, &j)?;
@@ -345,20 +328,70 @@ fn finish(session: &Session, mut j: Journal) -> Result<RollbackReport> {
     close(session, j)
 }
 
-/// Computes and stores the data written since the snapshot (the delta
-/// between the kept and the rolled-back databases). Its failure is a
-/// failed step, never a failed rollback.
-fn salvage_step(session: &Session, j: &mut Journal) {
-    if !j
-        .components
-        .iter()
-        .any(|c| matches!(c, Switch::Postgres(_)))
-    {
-        return;
-    }
+/// What a step that runs after the application is up gave: start, seconds
+/// and result.
+type Outcome<T> = (DateTime<Utc>, f64, Result<T>);
+
+/// A computed salvage: its id, the delta, and what computing it read.
+type SalvageResult = (Id, Salvage, CompareStats);
+
+/// Runs `f`, timed.
+fn timed<T>(f: impl FnOnce() -> Result<T>) -> Outcome<T> {
     let started = Utc::now();
     let t0 = Instant::now();
-    let result = crate::salvage::compute_for(session.repo, session.system, j);
+    let result = f();
+    (started, t0.elapsed().as_secs_f64(), result)
+}
+
+/// The salvage step and the safety snapshot, each unless already done.
+/// Both only read the kept copies (no longer live), so they run side by
+/// side; their results are recorded together before either failpoint, so
+/// a resumed rollback never takes a second safety snapshot.
+fn after_rollback(session: &Session, j: &mut Journal) -> Result<()> {
+    let salvage_due = !j.steps.iter().any(|s| s.name == "salvage")
+        && j.components
+            .iter()
+            .any(|c| matches!(c, Switch::Postgres(_)));
+    let safety_due = !j.no_safety_snapshot && j.safety_snapshot.is_none();
+    let journal: &Journal = j;
+    let (salvage, safety) = std::thread::scope(|scope| {
+        let safety = scope.spawn(move || {
+            safety_due.then(|| timed(|| super::audit::safety_snapshot(session, journal)))
+        });
+        let salvage = salvage_due
+            .then(|| timed(|| crate::salvage::compute_for(session.repo, session.system, journal)));
+        (salvage, safety.join().expect("the safety snapshot thread"))
+    });
+    if let Some(outcome) = salvage {
+        record_salvage(j, outcome);
+    }
+    if let Some(outcome) = safety {
+        record_safety(j, outcome);
+    }
+    session.state.save(j)?;
+    failpoint("salvage");
+    failpoint("safety");
+    Ok(())
+}
+
+/// Records the safety snapshot; its failure leaves the rollback done (the
+/// kept copies are still there) with the failure noted.
+fn record_safety(j: &mut Journal, (started, secs, result): Outcome<Id>) {
+    let shown = result
+        .as_ref()
+        .map(|id| format!("the replaced state is snapshot {}", id.short()))
+        .map_err(|e| Error::new(e.kind(), e.to_string()));
+    record_secs(j, "safety snapshot", started, secs, &shown);
+    match result {
+        Ok(id) => j.safety_snapshot = Some(id.to_hex()),
+        Err(e) => j.failure = Some(format!("the safety snapshot failed: {e}")),
+    }
+}
+
+/// Records the data written since the snapshot (the delta between the
+/// kept and the rolled-back databases). Its failure is a failed step,
+/// never a failed rollback.
+fn record_salvage(j: &mut Journal, (started, secs, result): Outcome<SalvageResult>) {
     let shown = result.as_ref().map(|(id, s, stats)| {
         let summary = crate::salvage::store::summary(&id.to_hex(), s);
         format!(
@@ -370,7 +403,7 @@ fn salvage_step(session: &Session, j: &mut Journal) {
         )
     });
     let shown = shown.map_err(|e| Error::new(e.kind(), e.to_string()));
-    record(j, "salvage", started, t0, &shown, None);
+    record_secs(j, "salvage", started, secs, &shown);
     if let Ok((id, s, _)) = result {
         j.salvage = Some(crate::salvage::store::summary(&id.to_hex(), &s));
     }

@@ -340,13 +340,22 @@ fn stage_tree(session: &Session, comp: &FilesComponent, f: &mut FilesSwitch) -> 
         )
         .with_kind(ErrorKind::Target)
     })?;
-    let staged = stage_component(session.repo, comp, &dir, session.jobs, session.progress)?;
+    let staged = stage_component(
+        session.repo,
+        comp,
+        &dir,
+        Some(&f.live),
+        session.jobs,
+        session.progress,
+    )?;
     f.staged_inode = inode(&f.staged);
     Ok(format!(
-        "{} staged at {}: {} files, {} bytes, every file checked against its SHA-256",
+        "{} staged at {}: {} files ({} unchanged ones copied from the live copy), {} bytes, \
+         every file checked against its SHA-256",
         f.live.display(),
         f.staged.display(),
         staged.files,
+        staged.copied,
         staged.bytes
     ))
 }
