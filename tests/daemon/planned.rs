@@ -45,11 +45,9 @@ fn wait_state(d: &Daemon, id: &str, want: &str) -> Value {
     planned(d, id)
 }
 
-/// `rollback plan` of the pre-deploy snapshot into `file`, handed to the
-/// daemon at `at`; the planned rollback's id.
-fn plan_and_hand(sys: &System, addr: &str, file: &str, at: &str) -> String {
-    let plan = sys.env.path(file);
-    let plan = plan.to_str().unwrap();
+/// `rollback plan` of the pre-deploy snapshot into `file`; its path.
+fn make_plan(sys: &System, file: &str) -> String {
+    let plan = sys.env.path(file).to_str().unwrap().to_string();
     sys.run(&[
         "rollback",
         "plan",
@@ -57,9 +55,17 @@ fn plan_and_hand(sys: &System, addr: &str, file: &str, at: &str) -> String {
         "--tag",
         "pre-deploy",
         "-o",
-        plan,
+        &plan,
     ])
     .ok();
+    plan
+}
+
+/// `rollback plan` of the pre-deploy snapshot into `file`, handed to the
+/// daemon at `at`; the planned rollback's id.
+fn plan_and_hand(sys: &System, addr: &str, file: &str, at: &str) -> String {
+    let plan = make_plan(sys, file);
+    let plan = plan.as_str();
     let handed = sys
         .run(&[
             "rollback", "apply", plan, "--at", at, "--yes", "--daemon", addr, "--json",
@@ -91,18 +97,8 @@ fn a_planned_rollback_runs_at_its_time_and_one_whose_state_moved_is_refused() {
     );
     let d = Daemon::start(&sys.env, &sys.config);
     let addr = format!("127.0.0.1:{}", d.port);
-    let plan = sys.env.path("plan.json");
-    let plan_s = plan.to_str().unwrap();
-    sys.run(&[
-        "rollback",
-        "plan",
-        "latest",
-        "--tag",
-        "pre-deploy",
-        "-o",
-        plan_s,
-    ])
-    .ok();
+    let plan = make_plan(&sys, "plan.json");
+    let plan_s = plan.as_str();
     let apply = |plan: &str, at: &str| {
         sys.cmd(&[
             "rollback", "apply", plan, "--at", at, "--yes", "--daemon", &addr, "--json",

@@ -192,10 +192,12 @@ fn stage_selection(
         Some(seed) => seed_from_current(&seed, &dir, items, &contents, workers, progress)?,
         None => contents.clone(),
     };
-    let bytes = |set: &[usize]| set.iter().map(|i| items[*i].node.size).sum::<u64>();
-    progress.phase("restoring", Some(bytes(&from_repo)));
+    progress.phase("restoring", Some(content_bytes(items, &from_repo)));
     write_contents(repo, &dir, items, &from_repo, workers, progress)?;
-    progress.phase("verifying restored files", Some(bytes(&from_repo)));
+    progress.phase(
+        "verifying restored files",
+        Some(content_bytes(items, &from_repo)),
+    );
     let mismatched = check_staged(&dir, items, &from_repo, workers, progress)?;
     if let Some(i) = mismatched.first() {
         return Err(mismatch(&items[*i]));
@@ -209,12 +211,13 @@ fn stage_selection(
         files,
         other: items.len() as u64 - files,
         copied: (contents.len() - from_repo.len()) as u64,
-        bytes: items
-            .iter()
-            .filter(|i| i.link.is_none() && i.node.kind == NodeKind::File)
-            .map(|i| i.node.size)
-            .sum(),
+        bytes: content_bytes(items, &contents),
     })
+}
+
+/// Bytes of file content of the items `set` (indices into `items`).
+fn content_bytes(items: &[Item], set: &[usize]) -> u64 {
+    set.iter().map(|i| items[*i].node.size).sum()
 }
 
 /// Copies the files of `contents` from their current copies and checks
@@ -228,22 +231,21 @@ fn seed_from_current(
     workers: usize,
     progress: &dyn Progress,
 ) -> Result<Vec<usize>> {
-    let total: u64 = contents.iter().map(|i| items[*i].node.size).sum();
-    progress.phase("copying unchanged files from the current copy", Some(total));
+    progress.phase(
+        "copying unchanged files from the current copy",
+        Some(content_bytes(items, contents)),
+    );
     let copied = super::seed::seed_files(seed, dir, items, contents, workers, progress);
-    let (mut seeded, mut rest) = (Vec::new(), Vec::new());
-    for (i, c) in contents.iter().zip(&copied) {
-        if *c {
-            seeded.push(*i);
-        } else {
-            rest.push(*i);
-        }
-    }
+    let mut rest: Vec<usize> = contents
+        .iter()
+        .filter(|i| copied.binary_search(i).is_err())
+        .copied()
+        .collect();
     progress.phase(
         "checking the copied files",
-        Some(seeded.iter().map(|i| items[*i].node.size).sum()),
+        Some(content_bytes(items, &copied)),
     );
-    rest.extend(check_staged(dir, items, &seeded, workers, progress)?);
+    rest.extend(check_staged(dir, items, &copied, workers, progress)?);
     rest.sort_unstable();
     Ok(rest)
 }
@@ -485,7 +487,7 @@ fn matches_snapshot(
 fn mismatch(it: &Item) -> Error {
     Error::corrupt(format!(
         "restored {} does not match its size and SHA-256 in the snapshot ({}): \
-         nothing was moved into place",
+         nothing was moved into place; run `backup verify --read-data` to find the damage",
         it.node.path,
         it.node.sha256.as_deref().unwrap_or("?")
     ))

@@ -21,7 +21,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 /// The current copy of a staged tree: the parent directory of the path the
 /// staged copy will replace, and that path's name in it.
@@ -78,9 +78,9 @@ fn seedable(it: &Item) -> bool {
 }
 
 /// Copies the current copy of every seedable item among `files` (indices
-/// into `items`) into its staged file, on `workers` threads. Returns, per
-/// index of `files`, whether it was copied whole; any failure only means
-/// the file is written from the repository instead.
+/// into `items`) into its staged file, on `workers` threads. Returns the
+/// indices copied whole, in order; any failure only means the file is
+/// written from the repository instead.
 pub(crate) fn seed_files(
     seed: &Seed,
     dir: &super::handle::DirHandle,
@@ -88,24 +88,25 @@ pub(crate) fn seed_files(
     files: &[usize],
     workers: usize,
     progress: &dyn Progress,
-) -> Vec<bool> {
-    let copied: Vec<AtomicBool> = files.iter().map(|_| AtomicBool::new(false)).collect();
-    let slots: Vec<(usize, &AtomicBool)> = files.iter().copied().zip(copied.iter()).collect();
+) -> Vec<usize> {
+    let copied = Mutex::new(Vec::new());
     // The work never fails: a file that cannot be copied is left to the repository.
     let _ = crate::parallel::for_each_parallel(
-        &slots,
+        files,
         workers,
         || Ok(()),
-        |_, (i, flag)| {
+        |_, i| {
             let it = &items[*i];
             if seedable(it) && copy_current(seed, dir, it) {
-                flag.store(true, Ordering::Relaxed);
+                copied.lock().expect("lock").push(*i);
                 progress.inc(it.node.size);
             }
             Ok(())
         },
     );
-    copied.into_iter().map(AtomicBool::into_inner).collect()
+    let mut copied = copied.into_inner().expect("lock");
+    copied.sort_unstable();
+    copied
 }
 
 /// Copies one item's current copy whole into its staged file.
