@@ -5,7 +5,7 @@ use crate::output::{human_bytes, Output};
 use crate::settings::Settings;
 use anyhow::Result;
 use backup_core::source::files::FilesOptions;
-use backup_core::source::postgres::PostgresOptions;
+use backup_core::source::postgres::{PostgresOptions, DEFAULT_SPLIT_MIB};
 use backup_core::{create_snapshot, CreateOptions, FileSource, PostgresSource};
 
 /// Flags of `create`.
@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     jobs: u16,
     /// Tables larger than this many MiB are read in parallel page ranges.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = DEFAULT_SPLIT_MIB, value_parser = clap::value_parser!(u64).range(1..))]
     table_split_mib: u64,
     /// Seconds to wait for a table lock before failing.
     #[arg(long, default_value_t = 10)]

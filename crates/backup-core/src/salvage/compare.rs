@@ -8,16 +8,17 @@
 //! by key), or a multiset difference.
 
 use super::catalog::{self, Table};
+use super::gone;
 use super::merge::{self, Candidate, Multiset, Original};
 use super::sql::{copy_field, each_row, key_join, row_text, select_list, text_array, values};
 use super::{Change, ChangeKind, DatabaseDelta, TableDelta, TableStatus, Value};
 use crate::error::{Error, ErrorKind, Result};
-use crate::snapshot::{PostgresComponent, TableData};
+use crate::snapshot::{PostgresComponent, TableData, TableStats};
 use crate::source::postgres::catalog::{self as pgcat, ident, qualified, session_settings};
 use crate::source::postgres::conninfo::{db_error, ConnInfo};
-use crate::source::postgres::unchanged;
+use crate::source::postgres::{stats, unchanged};
 use postgres::Client;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
 /// Tuple ages are trusted only this close to the capture's horizon.
@@ -42,6 +43,9 @@ struct Sides {
     /// The next transaction id once the rolled-back database was staged
     /// (low 32 bits): its tuples with a newer `xmin` are not the snapshot's.
     staged: Option<u32>,
+    /// The kept database's write counters now, by table oid: with those
+    /// recorded at capture they estimate how many candidates a table has.
+    counters: HashMap<u32, TableStats>,
 }
 
 /// Computes the delta of component `name`: `live` is the rolled-back
@@ -118,12 +122,13 @@ fn open(live: &ConnInfo, kept: &ConnInfo, snap: &PostgresComponent) -> Result<Si
         ))
     })?;
     let mut l = live.connect()?;
+    // Every query here is one scan: compiling it (JIT) only adds time.
     k.batch_execute(&format!(
-        "{settings}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+        "{settings}; SET jit = off; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
     ))
     .map_err(|e| db_error("starting to read the kept database", e))?;
     l.batch_execute(&format!(
-        "{settings}; BEGIN ISOLATION LEVEL REPEATABLE READ"
+        "{settings}; SET jit = off; BEGIN ISOLATION LEVEL REPEATABLE READ"
     ))
     .map_err(|e| db_error("starting to read the rolled-back database", e))?;
     let server = pgcat::server_info(&mut k)?;
@@ -139,11 +144,20 @@ fn open(live: &ConnInfo, kept: &ConnInfo, snap: &PostgresComponent) -> Result<Si
         }
         _ => None,
     };
+    // Counters are only a hint for choosing how to read (never for what
+    // the delta is): without them a table is read the two-scan way.
+    let counters = match horizon {
+        Some(_) => stats::try_write_counters(&mut k)
+            .map(|c| c.tables)
+            .unwrap_or_default(),
+        None => HashMap::new(),
+    };
     Ok(Sides {
         kept: k,
         live: l,
         horizon,
         staged: None,
+        counters,
     })
 }
 
@@ -206,6 +220,19 @@ fn both(
         Some(t) => t.rows,
         None => count(&mut s.live, k, "true")?,
     };
+    let gathered = if !d.key.is_empty() && few_candidates(s, snap_table) {
+        gathered_scan(s, &d)?
+    } else {
+        None
+    };
+    if let Some(scan) = gathered {
+        if scan.unchanged(snap_table) {
+            stats.skipped += 1;
+            return Ok(d);
+        }
+        let changes = keyed(s, &mut d, (k, l), scan)?;
+        return finish(d, changes);
+    }
     // Old tuples (older than the horizon) were all in the snapshot: with no
     // candidate and as many tuples as the snapshot had rows, they are it.
     let tally = horizon_tally(s, k)?;
@@ -218,7 +245,8 @@ fn both(
     let changes = if d.key.is_empty() {
         multiset(s, &mut d)?
     } else {
-        keyed(s, &mut d, l, tally)?
+        let scan = candidates(s, &d, tally)?;
+        keyed(s, &mut d, (k, l), scan)?
     };
     finish(d, changes)
 }
@@ -298,47 +326,175 @@ fn count(c: &mut Client, t: &Table, filter: &str) -> Result<u64> {
     Ok(row.get::<_, i64>(0) as u64)
 }
 
+/// What the kept side of a keyed table gave: its candidates (tuples not
+/// older than the capture's horizon, or every tuple without one), and the
+/// tuple counts when a horizon made them meaningful.
+struct KeptScan {
+    keys: Vec<Vec<Value>>,
+    /// Each candidate's key hash ([`gone::key_hash`]).
+    hashes: Vec<i64>,
+    cands: Vec<Candidate>,
+    /// `(candidates, all tuples)`.
+    tally: Option<(u64, u64)>,
+}
+
+impl KeptScan {
+    /// No candidate and as many tuples as the snapshot had rows: the
+    /// table is the snapshot's.
+    fn unchanged(&self, snap_table: Option<&TableData>) -> bool {
+        matches!((self.tally, snap_table), (Some((0, total)), Some(t)) if total == t.rows)
+    }
+}
+
+/// Whether a keyed table's candidates can be gathered in the scan that
+/// counts its tuples: with a horizon, and when the write counters say few
+/// rows were inserted or updated since the capture (they bound the
+/// candidates, which are then held in one value on the server).
+fn few_candidates(s: &Sides, snap_table: Option<&TableData>) -> bool {
+    let Some(t) = snap_table else { return false };
+    let (Some(_), Some(oid), Some(then)) = (s.horizon, t.oid, t.stats) else {
+        return false;
+    };
+    let Some(now) = s.counters.get(&oid) else {
+        return false;
+    };
+    let written = |x: &TableStats| x.n_tup_ins + x.n_tup_upd;
+    // Counters that went back were reset: they bound nothing.
+    written(now) >= written(&then) && written(now) - written(&then) <= MAX_GATHERED
+}
+
+/// [`keyed_scan`] under a savepoint: `None` when the server could not
+/// gather the candidates in one value (the counters were far off and the
+/// value grew past the server's limit), so that the two scans still can.
+fn gathered_scan(s: &mut Sides, d: &TableDelta) -> Result<Option<KeptScan>> {
+    let sp = |c: &mut Client, sql: &str| {
+        c.batch_execute(sql)
+            .map_err(|e| db_error("reading the candidate rows", e))
+    };
+    sp(&mut s.kept, "SAVEPOINT salvage_gather")?;
+    match keyed_scan(s, d) {
+        Ok(scan) => {
+            sp(&mut s.kept, "RELEASE SAVEPOINT salvage_gather")?;
+            Ok(Some(scan))
+        }
+        Err(_) => {
+            sp(&mut s.kept, "ROLLBACK TO SAVEPOINT salvage_gather")?;
+            Ok(None)
+        }
+    }
+}
+
+/// Candidates gathered in one value by the counting scan, at most.
+const MAX_GATHERED: u64 = 100_000;
+
+/// One scan of a keyed table on the kept side: its tuples counted and its
+/// candidates gathered (`json_agg … FILTER`), without reading any column
+/// of the other tuples.
+fn keyed_scan(s: &mut Sides, d: &TableDelta) -> Result<KeptScan> {
+    let sql = format!(
+        "SELECT count(*)::int8, coalesce(json_agg(json_build_array({}, {}, {}, {})) FILTER (WHERE {}), '[]')::text \
+         FROM ONLY {} x",
+        text_array(&d.key),
+        gone::key_hash(&d.key),
+        row_text(&d.compared),
+        text_array(&d.columns),
+        candidate_filter(s),
+        qualified(&d.schema, &d.name)
+    );
+    let row = s
+        .kept
+        .query_one(&sql, &[])
+        .map_err(|e| db_error("reading the candidate rows", e))?;
+    let total = row.get::<_, i64>(0) as u64;
+    let gathered: Vec<(Vec<Value>, i64, String, Vec<Value>)> =
+        serde_json::from_str(row.get::<_, &str>(1)).map_err(|e| {
+            Error::new(
+                ErrorKind::Source,
+                format!("the server sent candidate rows that are not valid JSON: {e}"),
+            )
+        })?;
+    let mut scan = KeptScan {
+        keys: Vec::with_capacity(gathered.len()),
+        hashes: Vec::with_capacity(gathered.len()),
+        cands: Vec::with_capacity(gathered.len()),
+        tally: None,
+    };
+    for (key, hash, compared, after) in gathered {
+        scan.keys.push(key);
+        scan.hashes.push(hash);
+        scan.cands.push(Candidate { compared, after });
+    }
+    scan.tally = Some((scan.cands.len() as u64, total));
+    Ok(scan)
+}
+
+/// The candidates of a keyed table by their own scan, after `tally` (if
+/// any) counted them; none read when it counted none.
+fn candidates(s: &mut Sides, d: &TableDelta, tally: Option<(u64, u64)>) -> Result<KeptScan> {
+    let mut scan = KeptScan {
+        keys: Vec::new(),
+        hashes: Vec::new(),
+        cands: Vec::new(),
+        tally,
+    };
+    // No candidate (only deletes): nothing to read on the kept side.
+    if tally.is_some_and(|(cand, _)| cand == 0) {
+        return Ok(scan);
+    }
+    let sql = format!(
+        "SELECT {}, {}, {}, {} FROM ONLY {} x WHERE {}",
+        text_array(&d.key),
+        gone::key_hash(&d.key),
+        row_text(&d.compared),
+        text_array(&d.columns),
+        qualified(&d.schema, &d.name),
+        candidate_filter(s)
+    );
+    each_row(&mut s.kept, &sql, |r| {
+        scan.keys.push(values(r, 0));
+        scan.hashes.push(r.get(1));
+        scan.cands.push(Candidate {
+            compared: r.get(2),
+            after: values(r, 3),
+        });
+        Ok(())
+    })?;
+    Ok(scan)
+}
+
 /// A keyed table: candidates from the kept side, looked up by key in the
 /// rolled-back one; deleted rows found only when their count says so.
 fn keyed(
     s: &mut Sides,
     d: &mut TableDelta,
-    l: &Table,
-    tally: Option<(u64, u64)>,
+    (k, l): (&Table, &Table),
+    scan: KeptScan,
 ) -> Result<Vec<Change>> {
-    let old = tally.map_or(0, |(cand, total)| total.saturating_sub(cand));
-    let table = qualified(&d.schema, &d.name);
-    let filter = candidate_filter(s);
-    let mut keys: Vec<Vec<Value>> = Vec::new();
-    let mut cands = Vec::new();
-    let sql = format!(
-        "SELECT {}, {}, {} FROM ONLY {table} x WHERE {filter}",
-        text_array(&d.key),
-        row_text(&d.compared),
-        text_array(&d.columns)
-    );
-    // No candidate (only deletes): nothing to read on the kept side.
-    if tally.is_none_or(|(cand, _)| cand > 0) {
-        each_row(&mut s.kept, &sql, |r| {
-            keys.push(values(r, 0));
-            cands.push(Candidate {
-                compared: r.get(1),
-                after: values(r, 2),
-            });
-            Ok(())
-        })?;
-    }
+    let old = scan
+        .tally
+        .map_or(0, |(cand, total)| total.saturating_sub(cand));
     let late = late_filter(s);
-    let (found, late_rows) = look_up(&mut s.live, d, l, &keys, &late)?;
+    let (found, late_rows) = look_up(&mut s.live, d, l, &scan.keys, &late)?;
     d.written_after_rollback += late_rows;
     let found_n = found.iter().filter(|f| f.is_some()).count() as u64;
-    d.rows_read = cands.len() as u64 + found_n;
+    d.rows_read = scan.cands.len() as u64 + found_n;
     let gone = match merge::deleted_count(d.snapshot_rows, old, found_n) {
         Some(0) => Vec::new(),
-        _ => gone_rows(s, d, l)?,
+        _ => {
+            let added: Vec<i64> = found
+                .iter()
+                .zip(&scan.hashes)
+                .filter(|(f, _)| f.is_none())
+                .map(|(_, h)| *h)
+                .collect();
+            match missing_by_buckets(s, d, k, l, &added)? {
+                Some(gone) => gone,
+                None => gone_rows(s, d, l)?,
+            }
+        }
     };
     d.rows_read += gone.len() as u64;
-    Ok(merge::pair_by_key(cands, found, gone))
+    Ok(merge::pair_by_key(scan.cands, found, gone))
 }
 
 impl Table {
@@ -422,6 +578,32 @@ fn look_up(
         Ok(())
     })?;
     Ok((found, late_rows))
+}
+
+/// The snapshot's rows whose key the kept table no longer has, found by
+/// key hash buckets ([`gone`]); `None` when the key's types differ between
+/// the states or too many buckets differ (then the keys are sent over).
+fn missing_by_buckets(
+    s: &mut Sides,
+    d: &mut TableDelta,
+    k: &Table,
+    l: &Table,
+    added: &[i64],
+) -> Result<Option<Vec<Original>>> {
+    // Without a horizon the server may be older than 14 (no bit_xor).
+    if s.horizon.is_none() || d.key.iter().any(|c| k.type_of(c) != l.type_of(c)) {
+        return Ok(None);
+    }
+    let Some(keys) = gone::missing_keys(&mut s.kept, &mut s.live, d, added)? else {
+        return Ok(None);
+    };
+    let late = late_filter(s);
+    let (rows, late_rows) = look_up(&mut s.live, d, l, &keys, &late)?;
+    // Inserted after the rollback: not a row the snapshot had.
+    d.written_after_rollback += late_rows;
+    Ok(Some(
+        rows.into_iter().flatten().filter(|o| !o.late).collect(),
+    ))
 }
 
 /// The snapshot's rows whose key the kept table no longer has: the kept

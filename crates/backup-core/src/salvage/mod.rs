@@ -18,8 +18,9 @@
 //! changed table only the newer tuples can differ; those are read, and
 //! looked up by key in the rolled-back database. Deleted rows are found by
 //! their count (the snapshot's rows minus the old tuples still there and
-//! the keys found again); only when some were deleted are the kept table's
-//! keys sent over, to find which.
+//! the keys found again); only when some were deleted are the keys hashed
+//! into buckets on both sides, and the keys of the buckets that differ
+//! compared ([`gone`]).
 //!
 //! The result ([`Salvage`]) is stored sealed in the repository
 //! (`salvage/<id>`, [`store`]), shown with sample rows, and exported as
@@ -31,6 +32,7 @@ pub mod compare;
 pub mod csv;
 mod exact;
 pub mod export;
+mod gone;
 mod locate;
 pub mod merge;
 mod sql;

@@ -46,13 +46,19 @@ pub struct PostgresOptions {
     pub split_bytes: u64,
 }
 
+/// Tables larger than this many MiB are read in page ranges of half that
+/// size by default: small enough that a change in one place of a large
+/// table leaves most of its ranges reusable by the next capture (a safety
+/// snapshot, a scheduled one), large enough that a range is many chunks.
+pub const DEFAULT_SPLIT_MIB: u64 = 16;
+
 impl Default for PostgresOptions {
     fn default() -> Self {
         PostgresOptions {
             jobs: 2,
             globals: false,
             lock_timeout: Duration::from_secs(10),
-            split_bytes: 64 * 1024 * 1024,
+            split_bytes: DEFAULT_SPLIT_MIB * 1024 * 1024,
         }
     }
 }
