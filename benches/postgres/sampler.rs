@@ -1,6 +1,6 @@
 //! Phases, sampled from `pg_stat_activity` while a tool runs.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,6 +15,8 @@ pub struct Sampler {
     child: Child,
     stop: Arc<AtomicBool>,
     feeder: std::thread::JoinHandle<()>,
+    /// Collects psql's output while it runs.
+    reader: std::thread::JoinHandle<Vec<u8>>,
 }
 
 const SAMPLE_SQL: &str = "SELECT extract(epoch FROM clock_timestamp())::text || '|' || \
@@ -56,6 +58,14 @@ impl Sampler {
             .stderr(Stdio::null())
             .spawn()?;
         let mut stdin = child.stdin.take().ok_or("psql: no stdin")?;
+        // Read as it comes: psql blocks once the pipe is full, and then
+        // stops reading the queries the feeder sends (both would hang).
+        let mut stdout = child.stdout.take().ok_or("psql: no stdout")?;
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = stdout.read_to_end(&mut out);
+            out
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let feeder = std::thread::spawn(move || {
@@ -70,6 +80,7 @@ impl Sampler {
             child,
             stop,
             feeder,
+            reader,
         })
     }
 
@@ -78,14 +89,16 @@ impl Sampler {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.feeder.join();
         // The feeder dropped stdin: psql ends after the queries it has.
-        let Ok(out) = self.child.wait_with_output() else {
+        let mut child = self.child;
+        let out = self.reader.join().unwrap_or_default();
+        if child.wait().is_err() {
             return "n/a".into();
-        };
+        }
         let t0 = started
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         let mut spans: Vec<Option<(f64, f64)>> = vec![None; PHASES.len()];
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
+        for line in String::from_utf8_lossy(&out).lines() {
             let Some((at, queries)) = line.split_once('|') else {
                 continue;
             };
