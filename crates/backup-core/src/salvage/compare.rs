@@ -338,7 +338,35 @@ struct KeptScan {
     tally: Option<(u64, u64)>,
 }
 
+/// What the kept side reads of each candidate, in this order: its key
+/// (`text[]`), its key hash, its compared columns as one text, and every
+/// column (`text[]`).
+fn candidate_list(d: &TableDelta) -> String {
+    format!(
+        "{}, {}, {}, {}",
+        text_array(&d.key),
+        gone::key_hash(&d.key),
+        row_text(&d.compared),
+        text_array(&d.columns)
+    )
+}
+
 impl KeptScan {
+    fn empty(tally: Option<(u64, u64)>) -> KeptScan {
+        KeptScan {
+            keys: Vec::new(),
+            hashes: Vec::new(),
+            cands: Vec::new(),
+            tally,
+        }
+    }
+
+    fn push(&mut self, key: Vec<Value>, hash: i64, cand: Candidate) {
+        self.keys.push(key);
+        self.hashes.push(hash);
+        self.cands.push(cand);
+    }
+
     /// No candidate and as many tuples as the snapshot had rows: the
     /// table is the snapshot's.
     fn unchanged(&self, snap_table: Option<&TableData>) -> bool {
@@ -392,12 +420,9 @@ const MAX_GATHERED: u64 = 100_000;
 /// of the other tuples.
 fn keyed_scan(s: &mut Sides, d: &TableDelta) -> Result<KeptScan> {
     let sql = format!(
-        "SELECT count(*)::int8, coalesce(json_agg(json_build_array({}, {}, {}, {})) FILTER (WHERE {}), '[]')::text \
+        "SELECT count(*)::int8, coalesce(json_agg(json_build_array({})) FILTER (WHERE {}), '[]')::text \
          FROM ONLY {} x",
-        text_array(&d.key),
-        gone::key_hash(&d.key),
-        row_text(&d.compared),
-        text_array(&d.columns),
+        candidate_list(d),
         candidate_filter(s),
         qualified(&d.schema, &d.name)
     );
@@ -413,50 +438,33 @@ fn keyed_scan(s: &mut Sides, d: &TableDelta) -> Result<KeptScan> {
                 format!("the server sent candidate rows that are not valid JSON: {e}"),
             )
         })?;
-    let mut scan = KeptScan {
-        keys: Vec::with_capacity(gathered.len()),
-        hashes: Vec::with_capacity(gathered.len()),
-        cands: Vec::with_capacity(gathered.len()),
-        tally: None,
-    };
+    let mut scan = KeptScan::empty(Some((gathered.len() as u64, total)));
     for (key, hash, compared, after) in gathered {
-        scan.keys.push(key);
-        scan.hashes.push(hash);
-        scan.cands.push(Candidate { compared, after });
+        scan.push(key, hash, Candidate { compared, after });
     }
-    scan.tally = Some((scan.cands.len() as u64, total));
     Ok(scan)
 }
 
 /// The candidates of a keyed table by their own scan, after `tally` (if
 /// any) counted them; none read when it counted none.
 fn candidates(s: &mut Sides, d: &TableDelta, tally: Option<(u64, u64)>) -> Result<KeptScan> {
-    let mut scan = KeptScan {
-        keys: Vec::new(),
-        hashes: Vec::new(),
-        cands: Vec::new(),
-        tally,
-    };
+    let mut scan = KeptScan::empty(tally);
     // No candidate (only deletes): nothing to read on the kept side.
     if tally.is_some_and(|(cand, _)| cand == 0) {
         return Ok(scan);
     }
     let sql = format!(
-        "SELECT {}, {}, {}, {} FROM ONLY {} x WHERE {}",
-        text_array(&d.key),
-        gone::key_hash(&d.key),
-        row_text(&d.compared),
-        text_array(&d.columns),
+        "SELECT {} FROM ONLY {} x WHERE {}",
+        candidate_list(d),
         qualified(&d.schema, &d.name),
         candidate_filter(s)
     );
     each_row(&mut s.kept, &sql, |r| {
-        scan.keys.push(values(r, 0));
-        scan.hashes.push(r.get(1));
-        scan.cands.push(Candidate {
+        let cand = Candidate {
             compared: r.get(2),
             after: values(r, 3),
-        });
+        };
+        scan.push(values(r, 0), r.get(1), cand);
         Ok(())
     })?;
     Ok(scan)

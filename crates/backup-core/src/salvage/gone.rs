@@ -13,8 +13,9 @@
 //! buckets.
 //!
 //! When the key's types differ between the two states (their text forms
-//! could then differ for equal values), or too many buckets differ, the
-//! caller sends the keys over instead.
+//! could then differ for equal values), or too many buckets differ, or none
+//! does although the counts say keys are missing (hashes that collided),
+//! the caller sends the keys over instead.
 
 use super::sql::{each_row, text_array, values};
 use super::{TableDelta, Value};
@@ -51,7 +52,9 @@ pub fn key_hash(key: &[String]) -> String {
 
 /// The keys of the rolled-back table (`live`) that the kept table (`kept`)
 /// lacks, as text values. `added` holds the key hashes of the kept side's
-/// inserted candidates. `None` when too many buckets differ.
+/// inserted candidates. Called only when the counts say some are missing;
+/// `None` when no bucket or too many buckets differ (then the caller
+/// compares every key).
 pub fn missing_keys(
     kept: &mut Client,
     live: &mut Client,
@@ -70,11 +73,10 @@ pub fn missing_keys(
         e.1 ^= *h;
     }
     let differing = differing(&kept_buckets, &live_buckets?);
-    if differing.len() > MAX_DIFFERING {
+    // The counts said keys are missing: no differing bucket would mean the
+    // hashes collided, so the keys are compared whole rather than trusted.
+    if differing.is_empty() || differing.len() > MAX_DIFFERING {
         return Ok(None);
-    }
-    if differing.is_empty() {
-        return Ok(Some(Vec::new()));
     }
     let in_buckets = format!(
         "({} & {BUCKET_MASK}) = ANY('{{{}}}'::int8[])",
