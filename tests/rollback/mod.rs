@@ -8,4 +8,5 @@ mod files;
 mod postgres;
 mod refusals;
 mod salvage;
+mod salvage_fallbacks;
 pub(crate) mod support;

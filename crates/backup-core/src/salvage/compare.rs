@@ -419,6 +419,13 @@ const MAX_GATHERED: u64 = 100_000;
 /// candidates gathered (`json_agg … FILTER`), without reading any column
 /// of the other tuples.
 fn keyed_scan(s: &mut Sides, d: &TableDelta) -> Result<KeptScan> {
+    if crate::failpoint::armed("salvage-gather") {
+        // As a value past the server's limit would: an error that aborts
+        // the transaction up to the savepoint.
+        s.kept
+            .batch_execute("SELECT 1 / 0")
+            .map_err(|e| db_error("reading the candidate rows", e))?;
+    }
     let sql = format!(
         "SELECT count(*)::int8, coalesce(json_agg(json_build_array({})) FILTER (WHERE {}), '[]')::text \
          FROM ONLY {} x",
