@@ -35,6 +35,9 @@ enum Sub {
 struct ComputeArgs {
     /// The rollback's id (or a unique prefix); the newest when omitted.
     rollback: Option<String>,
+    /// Tables compared at once, each on its own pair of connections.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: u16,
 }
 
 #[derive(Debug, clap::Args)]
@@ -122,7 +125,7 @@ fn compute(s: &Settings, a: ComputeArgs, out: Output) -> Result<i32> {
     let j = salvage::find_rollback(system, a.rollback.as_deref())?;
     let repo = s.open()?;
     let _lock = Lock::acquire(&repo, false, "salvage compute")?;
-    let (id, sv, stats) = salvage::compute_for(&repo, system, &j)?;
+    let (id, sv, stats) = salvage::compute_for(&repo, system, &j, a.jobs.into())?;
     if out.json {
         out.print_json(&json!({
             "rollback": sv.rollback,

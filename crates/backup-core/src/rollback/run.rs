@@ -358,8 +358,11 @@ fn after_rollback(session: &Session, j: &mut Journal) -> Result<()> {
         let safety = scope.spawn(move || {
             safety_due.then(|| timed(|| super::audit::safety_snapshot(session, journal)))
         });
-        let salvage = salvage_due
-            .then(|| timed(|| crate::salvage::compute_for(session.repo, session.system, journal)));
+        let salvage = salvage_due.then(|| {
+            timed(|| {
+                crate::salvage::compute_for(session.repo, session.system, journal, session.jobs)
+            })
+        });
         (salvage, safety.join().expect("the safety snapshot thread"))
     });
     if let Some(outcome) = salvage {

@@ -11,6 +11,7 @@ use super::catalog::{self, Table};
 use super::gone;
 use super::merge::{self, Candidate, Multiset, Original};
 use super::sql::{copy_field, each_row, key_join, row_text, select_list, text_array, values};
+use super::workers;
 use super::{Change, ChangeKind, DatabaseDelta, TableDelta, TableStatus, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::snapshot::{PostgresComponent, TableData, TableStats};
@@ -34,7 +35,7 @@ pub struct CompareStats {
 }
 
 /// The two databases and what ties the kept one to the snapshot.
-struct Sides {
+pub(super) struct Sides {
     kept: Client,
     live: Client,
     /// The capture's `xmin` horizon (low 32 bits), when the kept database
@@ -51,44 +52,34 @@ struct Sides {
 /// Computes the delta of component `name`: `live` is the rolled-back
 /// database, `kept` the replaced one, `snap` the component restored;
 /// `staged` the cluster's next transaction id once `live` was staged, if
-/// the rollback noted it.
+/// the rollback noted it. Tables are compared on `jobs` pairs of
+/// connections that share one snapshot of each database.
 pub fn compute_component(
     name: &str,
     live: &ConnInfo,
     kept: &ConnInfo,
     snap: &PostgresComponent,
     staged: Option<u64>,
+    jobs: usize,
 ) -> Result<(DatabaseDelta, CompareStats)> {
-    let mut s = open(live, kept, snap)?;
+    let settings = session_settings(&snap.encoding, &snap.lc_monetary);
+    let mut s = open(live, kept, snap, &settings)?;
     s.staged = staged_horizon(&mut s.live, staged)?;
-    let kept_tables = catalog::tables(&mut s.kept)?;
-    let live_tables = catalog::tables(&mut s.live)?;
-    let mut all: BTreeMap<(String, String), (Option<Table>, Option<Table>)> = BTreeMap::new();
-    for t in kept_tables {
-        let key = (t.schema.clone(), t.name.clone());
-        all.entry(key).or_default().0 = Some(t);
-    }
-    for t in live_tables {
-        let key = (t.schema.clone(), t.name.clone());
-        all.entry(key).or_default().1 = Some(t);
-    }
-    let mut stats = CompareStats::default();
-    let mut tables = Vec::new();
-    for ((schema, tname), sides) in all {
-        let snap_table = snap
-            .tables
-            .iter()
-            .find(|t| t.schema == schema && t.name == tname);
-        let d = match sides {
-            (Some(k), Some(l)) => both(&mut s, &k, &l, snap_table, &mut stats),
-            (Some(k), None) => added(&mut s, &k),
-            (None, Some(l)) => dropped(&mut s, &l, snap_table),
-            (None, None) => continue,
+    let work = table_jobs(&mut s, snap)?;
+    let extra = jobs.clamp(1, work.len().max(1)) - 1;
+    let mut helpers = Vec::new();
+    if extra > 0 {
+        let shared = export_snapshots(&mut s)?;
+        // A pair that cannot connect (the server's connection limit) only
+        // means fewer tables at once: the delta is the same.
+        while helpers.len() < extra {
+            match s.join(live, kept, &settings, &shared) {
+                Ok(h) => helpers.push(h),
+                Err(_) => break,
+            }
         }
-        .map_err(|e| e.context(format!("comparing table {schema}.{tname}")))?;
-        stats.rows_read += d.rows_read;
-        tables.push(d);
     }
+    let (tables, stats) = workers::compare_all(&mut s, helpers, work)?;
     let sequences = catalog::sequences(&mut s.kept)?;
     let references = catalog::references(&mut s.kept)?;
     let identities_used = s.horizon.is_some();
@@ -103,7 +94,7 @@ pub fn compute_component(
             tables,
             sequences,
             references,
-            settings: session_settings(&snap.encoding, &snap.lc_monetary),
+            settings,
             secret: false,
             secret_columns: Vec::new(),
         },
@@ -111,10 +102,86 @@ pub fn compute_component(
     ))
 }
 
+/// One table to compare: its place in name order, how it is in each
+/// state, and the snapshot's record of it.
+pub(super) struct TableJob<'a> {
+    pub index: usize,
+    pub kept: Option<Table>,
+    pub live: Option<Table>,
+    pub snap: Option<&'a TableData>,
+}
+
+/// Every table of either state, in name order.
+fn table_jobs<'a>(s: &mut Sides, snap: &'a PostgresComponent) -> Result<Vec<TableJob<'a>>> {
+    let mut all: BTreeMap<(String, String), (Option<Table>, Option<Table>)> = BTreeMap::new();
+    for t in catalog::tables(&mut s.kept)? {
+        let key = (t.schema.clone(), t.name.clone());
+        all.entry(key).or_default().0 = Some(t);
+    }
+    for t in catalog::tables(&mut s.live)? {
+        let key = (t.schema.clone(), t.name.clone());
+        all.entry(key).or_default().1 = Some(t);
+    }
+    Ok(all
+        .into_iter()
+        .enumerate()
+        .map(|(index, ((schema, name), (kept, live)))| TableJob {
+            index,
+            kept,
+            live,
+            snap: snap
+                .tables
+                .iter()
+                .find(|t| t.schema == schema && t.name == name),
+        })
+        .collect())
+}
+
+/// Compares one table: both states, added since, or dropped since.
+pub(super) fn compare_table(
+    s: &mut Sides,
+    job: &TableJob<'_>,
+    stats: &mut CompareStats,
+) -> Result<TableDelta> {
+    let d = match (&job.kept, &job.live) {
+        (Some(k), Some(l)) => both(s, k, l, job.snap, stats),
+        (Some(k), None) => added(s, k),
+        (None, Some(l)) => dropped(s, l, job.snap),
+        (None, None) => unreachable!("a table is in at least one state"),
+    };
+    let t = job.kept.as_ref().or(job.live.as_ref()).expect("a state");
+    let d = d.map_err(|e| e.context(format!("comparing table {}.{}", t.schema, t.name)))?;
+    stats.rows_read += d.rows_read;
+    Ok(d)
+}
+
+/// The snapshots the other connections take on: `(kept, live)`.
+fn export_snapshots(s: &mut Sides) -> Result<(String, String)> {
+    let export = |c: &mut Client| -> Result<String> {
+        let id: String = c
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .map_err(|e| db_error("sharing the comparison's snapshot", e))?
+            .get(0);
+        // An id is hex digits and dashes: checked before it is quoted.
+        if id.is_empty() || !id.chars().all(|ch| ch.is_ascii_hexdigit() || ch == '-') {
+            return Err(Error::new(
+                ErrorKind::Source,
+                format!("the server exported a snapshot with an unexpected id {id:?}"),
+            ));
+        }
+        Ok(id)
+    };
+    Ok((export(&mut s.kept)?, export(&mut s.live)?))
+}
+
 /// Connects to both, starts the transactions, and decides whether the
 /// capture's tuple identities hold for the kept database.
-fn open(live: &ConnInfo, kept: &ConnInfo, snap: &PostgresComponent) -> Result<Sides> {
-    let settings = session_settings(&snap.encoding, &snap.lc_monetary);
+fn open(
+    live: &ConnInfo,
+    kept: &ConnInfo,
+    snap: &PostgresComponent,
+    settings: &str,
+) -> Result<Sides> {
     let mut k = kept.connect().map_err(|e| {
         e.context(format!(
             "the kept database {} cannot be opened",
@@ -133,7 +200,7 @@ fn open(live: &ConnInfo, kept: &ConnInfo, snap: &PostgresComponent) -> Result<Si
     .map_err(|e| db_error("starting to read the rolled-back database", e))?;
     let server = pgcat::server_info(&mut k)?;
     let horizon = match (
-        unchanged::identity(&mut k, &server, &settings),
+        unchanged::identity(&mut k, &server, settings),
         &snap.identity,
         snap.xid,
     ) {
@@ -159,6 +226,40 @@ fn open(live: &ConnInfo, kept: &ConnInfo, snap: &PostgresComponent) -> Result<Si
         staged: None,
         counters,
     })
+}
+
+impl Sides {
+    /// Another pair of connections on the same snapshots (`shared`, as
+    /// exported), with what this pair knows of the capture.
+    fn join(
+        &self,
+        live: &ConnInfo,
+        kept: &ConnInfo,
+        settings: &str,
+        shared: &(String, String),
+    ) -> Result<Sides> {
+        let mut k = kept.connect()?;
+        k.batch_execute(&format!(
+            "{settings}; SET jit = off; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+             SET TRANSACTION SNAPSHOT '{}'",
+            shared.0
+        ))
+        .map_err(|e| db_error("joining the kept database's snapshot", e))?;
+        let mut l = live.connect()?;
+        l.batch_execute(&format!(
+            "{settings}; SET jit = off; BEGIN ISOLATION LEVEL REPEATABLE READ; \
+             SET TRANSACTION SNAPSHOT '{}'",
+            shared.1
+        ))
+        .map_err(|e| db_error("joining the rolled-back database's snapshot", e))?;
+        Ok(Sides {
+            kept: k,
+            live: l,
+            horizon: self.horizon,
+            staged: self.staged,
+            counters: self.counters.clone(),
+        })
+    }
 }
 
 /// Column bookkeeping of a table in both states.
@@ -581,6 +682,10 @@ fn look_up(
         qualified(&d.schema, &d.name),
         key_join(&d.key, "s")
     );
+    let probe = few_keys(keys.len(), d.snapshot_rows);
+    if probe {
+        set_probing(live, true)?;
+    }
     each_row(live, &sql, |r| {
         let n: i64 = r.get(0);
         let late = r.get::<_, bool>(3);
@@ -592,7 +697,34 @@ fn look_up(
         });
         Ok(())
     })?;
+    if probe {
+        set_probing(live, false)?;
+    }
     Ok((found, late_rows))
+}
+
+/// Keys are looked up one by one (through the key's index) when they are
+/// fewer than this share of the table's rows; a hash join, which reads
+/// the whole table, is left to the planner otherwise.
+const PROBE_SHARE: u64 = 20;
+
+/// Whether `keys` keys are few enough to probe a table of `rows` rows.
+fn few_keys(keys: usize, rows: u64) -> bool {
+    (keys as u64).saturating_mul(PROBE_SHARE) < rows
+}
+
+/// Steers the rolled-back side's planner to index probes (`on`) or back
+/// to its own choice. Its costs assume pages read from disk at random,
+/// which makes a table scan look cheaper than a few thousand probes of a
+/// database that was just restored and is in memory.
+fn set_probing(live: &mut Client, on: bool) -> Result<()> {
+    let sql = if on {
+        "SET enable_hashjoin = off; SET enable_mergejoin = off"
+    } else {
+        "RESET enable_hashjoin; RESET enable_mergejoin"
+    };
+    live.batch_execute(sql)
+        .map_err(|e| db_error("choosing how keys are looked up", e))
 }
 
 /// The snapshot's rows whose key the kept table no longer has, found by

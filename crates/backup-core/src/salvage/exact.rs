@@ -50,7 +50,14 @@ pub fn exact_against_live(
                 entry.name
             ))
         })?;
-        let result = compute_component(&entry.name, &live.with_dbname(&scratch), &live, comp, None);
+        let result = compute_component(
+            &entry.name,
+            &live.with_dbname(&scratch),
+            &live,
+            comp,
+            None,
+            jobs.max(1),
+        );
         drop_database(&mut maintenance(&live)?, &scratch)?;
         let (mut d, s) = result?;
         d.live = live.dbname().to_string();

@@ -71,12 +71,14 @@ fn databases(j: &Journal) -> impl Iterator<Item = (&str, &str, &str)> {
     })
 }
 
-/// Computes the delta of rollback `j` and stores it; returns the object
-/// id, the salvage and what it cost.
+/// Computes the delta of rollback `j` on `jobs` pairs of connections per
+/// database and stores it; returns the object id, the salvage and what it
+/// cost.
 pub fn compute_for(
     repo: &Repository,
     system: &System,
     j: &Journal,
+    jobs: usize,
 ) -> Result<(Id, Salvage, CompareStats)> {
     let t0 = Instant::now();
     let computed = chrono::Utc::now();
@@ -110,6 +112,7 @@ pub fn compute_for(
             &conn.with_dbname(kept),
             component,
             j.staged_xids.get(name).copied(),
+            jobs,
         )
         .map_err(|e| e.context(format!("computing the delta of {name}")))?;
         let mut d = d;

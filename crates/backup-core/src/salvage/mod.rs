@@ -37,6 +37,7 @@ mod locate;
 pub mod merge;
 mod sql;
 pub mod store;
+mod workers;
 
 pub use apply::{apply, ApplyReport};
 pub use compare::{compute_component, CompareStats};
