@@ -345,6 +345,8 @@ fn both(
     }
     let changes = if d.key.is_empty() {
         multiset(s, &mut d)?
+    } else if tally.is_none() {
+        keyed_streamed(s, &mut d, (k, l))?
     } else {
         let scan = candidates(s, &d, tally)?;
         keyed(s, &mut d, (k, l), scan)?
@@ -590,27 +592,107 @@ fn keyed(
         .tally
         .map_or(0, |(cand, total)| total.saturating_sub(cand));
     let late = late_filter(s);
-    let (found, late_rows) = look_up(&mut s.live, d, l, &scan.keys, &late)?;
-    d.written_after_rollback += late_rows;
-    let found_n = found.iter().filter(|f| f.is_some()).count() as u64;
-    d.rows_read = scan.cands.len() as u64 + found_n;
-    let gone = match merge::deleted_count(d.snapshot_rows, old, found_n) {
-        Some(0) => Vec::new(),
-        _ => {
-            let added: Vec<i64> = found
+    let mut pairing = Pairing::default();
+    pairing.add(&mut s.live, d, l, scan, &late)?;
+    pairing.finish(s, d, (k, l), old)
+}
+
+/// Candidates are looked up this many at a time when every kept row is
+/// one (no identities): memory then holds a batch of rows and the
+/// changes, not the table.
+const LOOKUP_BATCH: usize = 20_000;
+
+/// A keyed table without identities: every kept row is a candidate, read
+/// in one pass and looked up in batches.
+fn keyed_streamed(
+    s: &mut Sides,
+    d: &mut TableDelta,
+    (k, l): (&Table, &Table),
+) -> Result<Vec<Change>> {
+    let sql = format!(
+        "SELECT {} FROM ONLY {} x",
+        candidate_list(d),
+        qualified(&d.schema, &d.name)
+    );
+    let late = late_filter(s);
+    let mut pairing = Pairing::default();
+    let mut batch = KeptScan::empty(None);
+    let Sides { kept, live, .. } = s;
+    each_row(kept, &sql, |r| {
+        let cand = Candidate {
+            compared: r.get(2),
+            after: values(r, 3),
+        };
+        batch.push(values(r, 0), r.get(1), cand);
+        if batch.keys.len() >= LOOKUP_BATCH {
+            let full = std::mem::replace(&mut batch, KeptScan::empty(None));
+            pairing.add(live, d, l, full, &late)?;
+        }
+        Ok(())
+    })?;
+    pairing.add(&mut s.live, d, l, batch, &late)?;
+    pairing.finish(s, d, (k, l), 0)
+}
+
+/// The changes of a keyed table's candidates so far, batch by batch.
+#[derive(Default)]
+struct Pairing {
+    changes: Vec<Change>,
+    /// Candidates whose key the snapshot has.
+    found: u64,
+    /// The key hashes of the candidates whose key it lacks (inserted).
+    added: Vec<i64>,
+}
+
+impl Pairing {
+    /// Looks a batch of candidates up in the rolled-back database and
+    /// keeps what changed.
+    fn add(
+        &mut self,
+        live: &mut Client,
+        d: &mut TableDelta,
+        l: &Table,
+        scan: KeptScan,
+        late: &str,
+    ) -> Result<()> {
+        let (found, late_rows) = look_up(live, d, l, &scan.keys, late)?;
+        d.written_after_rollback += late_rows;
+        let found_n = found.iter().filter(|f| f.is_some()).count() as u64;
+        d.rows_read += scan.cands.len() as u64 + found_n;
+        self.found += found_n;
+        self.added.extend(
+            found
                 .iter()
                 .zip(&scan.hashes)
                 .filter(|(f, _)| f.is_none())
-                .map(|(_, h)| *h)
-                .collect();
-            match missing_by_buckets(s, d, k, l, &added)? {
+                .map(|(_, h)| *h),
+        );
+        self.changes
+            .extend(merge::pair_by_key(scan.cands, found, Vec::new()));
+        Ok(())
+    }
+
+    /// Adds the deleted rows, when the count (`old` kept tuples older than
+    /// the horizon) says there are any.
+    fn finish(
+        mut self,
+        s: &mut Sides,
+        d: &mut TableDelta,
+        (k, l): (&Table, &Table),
+        old: u64,
+    ) -> Result<Vec<Change>> {
+        let gone = match merge::deleted_count(d.snapshot_rows, old, self.found) {
+            Some(0) => Vec::new(),
+            _ => match missing_by_buckets(s, d, k, l, &self.added)? {
                 Some(gone) => gone,
                 None => gone_rows(s, d, l)?,
-            }
-        }
-    };
-    d.rows_read += gone.len() as u64;
-    Ok(merge::pair_by_key(scan.cands, found, gone))
+            },
+        };
+        d.rows_read += gone.len() as u64;
+        self.changes
+            .extend(merge::pair_by_key(Vec::new(), Vec::new(), gone));
+        Ok(self.changes)
+    }
 }
 
 impl Table {
