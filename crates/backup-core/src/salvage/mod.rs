@@ -33,6 +33,7 @@ pub mod csv;
 mod exact;
 pub mod export;
 mod gone;
+mod keyed;
 mod locate;
 pub mod merge;
 mod sql;
