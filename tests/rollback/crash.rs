@@ -24,14 +24,7 @@ const POINTS: [(&str, bool); 10] = [
 ];
 
 fn killed_at(sys: &System, point: &str) {
-    let mut c = sys.cmd(&[
-        "rollback",
-        "latest",
-        "--tag",
-        "pre-deploy",
-        "--yes",
-        "--json",
-    ]);
+    let mut c = sys.cmd(&TO_PRE_DEPLOY);
     c.env("BACKUP_FAILPOINT", point);
     let r = Run::from(c.output().unwrap());
     assert_eq!(r.code, -1, "{point}: not killed: {} {}", r.stdout, r.stderr);

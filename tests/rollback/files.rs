@@ -27,17 +27,7 @@ pub type Trees = std::collections::BTreeMap<String, std::collections::BTreeMap<S
 fn rollback_puts_every_tree_back_and_undo_returns_the_deployment() {
     let sys = System::new(&[], &Hooks::default());
     let (v1, v2, snap) = deployed(&sys);
-    let r = sys
-        .run(&[
-            "rollback",
-            "latest",
-            "--tag",
-            "pre-deploy",
-            "--yes",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let r = sys.roll_back_to_pre_deploy();
     assert_trees("after rollback", &v1, &sys.trees());
     assert_eq!(r["result"], "rolled-back", "{r}");
     assert_eq!(r["snapshot"], snap.as_str());

@@ -80,32 +80,14 @@ fn system_with(pg: &Postgres, env: Env) -> System {
 
 fn full_cycle(sys: &System, pg: &Postgres) {
     let d = deploy(sys, pg);
-    let r = sys
-        .run(&[
-            "rollback",
-            "latest",
-            "--tag",
-            "pre-deploy",
-            "--yes",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let r = sys.roll_back_to_pre_deploy();
     assert_db("after rollback", pg, &d.db_v1);
     assert_trees("after rollback", &d.v1, &sys.trees());
     assert_eq!(
         sys.take_log(),
         ["stop rollback dms api web config nginx", "start", "health"]
     );
-    let kept_db = r["kept"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["component"] == "dms")
-        .unwrap()["kept"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let kept_db = kept_of(&r, "dms");
     assert!(kept_db.starts_with("dms__before_rollback_"), "{kept_db}");
     assert_eq!(
         db_state(pg, &kept_db).1,

@@ -73,7 +73,8 @@ fn want_counts() -> BTreeMap<&'static str, (u64, u64, u64)> {
     ])
 }
 
-fn counts(tables: &Value) -> BTreeMap<String, (u64, u64, u64)> {
+/// Per table of a delta's `tables`: (inserted, updated, deleted).
+pub(super) fn counts(tables: &Value) -> BTreeMap<String, (u64, u64, u64)> {
     tables
         .as_array()
         .unwrap()
@@ -112,37 +113,25 @@ fn deployed() -> (Postgres, System) {
         &format!("{conn}secret_columns = [\"customers.prefs\"]\n"),
     );
     std::fs::write(&sys.config, text).unwrap();
-    new_database(&pg, "dms", V1);
+    capture_then_deploy(&pg, &sys, [V1, V2, BUSINESS]);
+    (pg, sys)
+}
+
+/// Database `dms` made by `v1` and captured with the v1 trees (tag
+/// `pre-deploy`), then the `v2` migration and the `business` writes.
+pub(super) fn capture_then_deploy(pg: &Postgres, sys: &System, [v1, v2, business]: [&str; 3]) {
+    new_database(pg, "dms", v1);
     sys.v1();
     sys.run(&["init"]).ok();
     sys.run(&["create", "--tag", "pre-deploy"]).ok();
-    psql_file(&pg, "dms", V2);
-    psql_file(&pg, "dms", BUSINESS);
-    (pg, sys)
+    psql_file(pg, "dms", v2);
+    psql_file(pg, "dms", business);
 }
 
 fn rolled_back() -> Setup {
     let (pg, sys) = deployed();
-    let report = sys
-        .run(&[
-            "rollback",
-            "latest",
-            "--tag",
-            "pre-deploy",
-            "--yes",
-            "--json",
-        ])
-        .ok()
-        .json();
-    let kept = report["kept"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["component"] == "dms")
-        .unwrap()["kept"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let report = sys.roll_back_to_pre_deploy();
+    let kept = kept_of(&report, "dms");
     Setup {
         pg,
         sys,

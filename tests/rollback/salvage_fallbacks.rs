@@ -6,10 +6,10 @@
 //! restored has none of the capture's tuple identities: rolled back again,
 //! every row is compared, the kept rows looked up in batches.
 
+use super::salvage::{capture_then_deploy, counts};
 use super::support::*;
 use crate::common::*;
-use crate::postgres::support::{new_database, psql_file};
-use serde_json::Value;
+use crate::postgres::support::psql_file;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use testkit::Postgres;
@@ -48,21 +48,6 @@ fn want() -> BTreeMap<String, (u64, u64, u64)> {
     .collect()
 }
 
-fn counts(delta: &Value) -> BTreeMap<String, (u64, u64, u64)> {
-    delta["tables"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no tables in {delta}"))
-        .iter()
-        .map(|t| {
-            let n = |k: &str| t[k].as_u64().unwrap();
-            (
-                t["table"].as_str().unwrap().to_string(),
-                (n("inserted"), n("updated"), n("deleted")),
-            )
-        })
-        .collect()
-}
-
 /// Sequential scans of `table` in `db` so far, once the statistics of
 /// the sessions that ended are in.
 fn seq_scans(pg: &Postgres, db: &str, table: &str) -> u64 {
@@ -86,46 +71,23 @@ fn seq_scans(pg: &Postgres, db: &str, table: &str) -> u64 {
 fn the_delta_stays_exact_when_hash_buckets_and_the_one_scan_reading_cannot_serve() {
     let pg = Postgres::start();
     let sys = System::new(&[("dms", pg.conninfo("dms"))], &Hooks::default());
-    new_database(&pg, "dms", V1);
-    sys.v1();
-    sys.run(&["init"]).ok();
-    sys.run(&["create", "--tag", "pre-deploy"]).ok();
-    psql_file(&pg, "dms", V2);
-    psql_file(&pg, "dms", BUSINESS);
-    let report = sys
-        .run(&[
-            "rollback",
-            "latest",
-            "--tag",
-            "pre-deploy",
-            "--yes",
-            "--json",
-        ])
-        .ok()
-        .json();
-    assert_eq!(counts(&report["salvage"]), want(), "{report}");
+    capture_then_deploy(&pg, &sys, [V1, V2, BUSINESS]);
+    let report = sys.roll_back_to_pre_deploy();
+    assert_eq!(counts(&report["salvage"]["tables"]), want(), "{report}");
     let id = report["id"].as_str().unwrap().to_string();
-    let kept = report["kept"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["component"] == "dms")
-        .unwrap()["kept"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let kept = kept_of(&report, "dms");
 
     // One scan reads `notes` (only updates) on the kept side; when that
     // reading fails, a tally and a candidate scan follow it.
     let before = seq_scans(&pg, &kept, "notes");
     let again = sys.run(&["salvage", "compute", &id, "--json"]).ok().json();
-    assert_eq!(counts(&again), want(), "{again}");
+    assert_eq!(counts(&again["tables"]), want(), "{again}");
     let one_scan = seq_scans(&pg, &kept, "notes");
     assert_eq!(one_scan - before, 1, "the kept notes read in one scan");
     let mut cmd = sys.cmd(&["salvage", "compute", &id, "--json"]);
     cmd.env("BACKUP_FAILPOINT", "salvage-gather");
     let fallback = Run::from(cmd.output().unwrap()).ok().json();
-    assert_eq!(counts(&fallback), want(), "{fallback}");
+    assert_eq!(counts(&fallback["tables"]), want(), "{fallback}");
     assert_eq!(
         seq_scans(&pg, &kept, "notes") - one_scan,
         2,
@@ -136,18 +98,8 @@ fn the_delta_stays_exact_when_hash_buckets_and_the_one_scan_reading_cannot_serve
     // writes, rolled back again, are found by comparing every row.
     psql_file(&pg, "dms", V2);
     psql_file(&pg, "dms", BUSINESS);
-    let again = sys
-        .run(&[
-            "rollback",
-            "latest",
-            "--tag",
-            "pre-deploy",
-            "--yes",
-            "--json",
-        ])
-        .ok()
-        .json();
-    assert_eq!(counts(&again["salvage"]), want(), "{again}");
+    let again = sys.roll_back_to_pre_deploy();
+    assert_eq!(counts(&again["salvage"]["tables"]), want(), "{again}");
     let id = again["id"].as_str().unwrap();
     let show = sys.run(&["salvage", "show", id, "--json"]).ok().json();
     assert_eq!(show["databases"][0]["identities_used"], false, "{show}");

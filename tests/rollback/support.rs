@@ -14,6 +14,17 @@ pub const TREES: [(&str, &str); 4] = [
     ("nginx", "etc/nginx/sites-enabled/dms.conf"),
 ];
 
+/// The arguments of a rollback to the snapshot tagged `pre-deploy`,
+/// without a prompt, reporting JSON.
+pub const TO_PRE_DEPLOY: [&str; 6] = [
+    "rollback",
+    "latest",
+    "--tag",
+    "pre-deploy",
+    "--yes",
+    "--json",
+];
+
 /// A system: workspace, config file, hook log.
 pub struct System {
     pub env: Env,
@@ -98,6 +109,12 @@ impl System {
     /// Runs `backup ARGS --config FILE`.
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.cmd(args).output().expect("spawn backup"))
+    }
+
+    /// `rollback latest --tag pre-deploy --yes --json`, which must succeed:
+    /// its report.
+    pub fn roll_back_to_pre_deploy(&self) -> serde_json::Value {
+        self.run(&TO_PRE_DEPLOY).ok().json()
     }
 
     /// Digest of every tree, by component name.
@@ -217,4 +234,17 @@ pub fn assert_trees(
     for (name, tree) in want {
         assert_eq!(Some(tree), got.get(name), "{what}: tree {name} differs");
     }
+}
+
+/// The kept copy (database name or path) of `component` in a rollback report.
+pub fn kept_of(report: &serde_json::Value, component: &str) -> String {
+    report["kept"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no kept copies in {report}"))
+        .iter()
+        .find(|k| k["component"] == component)
+        .unwrap_or_else(|| panic!("no kept copy of {component} in {report}"))["kept"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
