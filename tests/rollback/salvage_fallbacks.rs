@@ -18,13 +18,18 @@ const V1: &str = "
 CREATE TABLE ledger (id int PRIMARY KEY, v text);
 CREATE TABLE retyped (id int PRIMARY KEY, v text);
 CREATE TABLE notes (id int PRIMARY KEY, v text);
+CREATE TABLE loose (id int NOT NULL, v text);
 INSERT INTO ledger SELECT i, 'entry ' || i FROM generate_series(1, 45000) i;
 INSERT INTO retyped SELECT i, 'row ' || i FROM generate_series(1, 50) i;
 INSERT INTO notes SELECT i, 'note ' || i FROM generate_series(1, 300) i;
+INSERT INTO loose SELECT i, 'loose ' || i FROM generate_series(1, 300) i;
 ";
 
-/// The key of `retyped` changes type: its text forms could differ.
-const V2: &str = "ALTER TABLE retyped ALTER COLUMN id TYPE bigint;";
+/// The key of `retyped` changes type: its text forms could differ; `loose`
+/// gets a key only in the replaced state (paired by it, although the
+/// rolled-back table has no index on it).
+const V2: &str = "ALTER TABLE retyped ALTER COLUMN id TYPE bigint;
+ALTER TABLE loose ADD PRIMARY KEY (id);";
 
 /// 9000 deletes spread over far more than 512 of the 4096 buckets.
 const BUSINESS: &str = "
@@ -35,6 +40,8 @@ DELETE FROM retyped WHERE id IN (1, 2, 3);
 UPDATE retyped SET v = 'changed' WHERE id = 10;
 INSERT INTO retyped VALUES (100, 'new');
 UPDATE notes SET v = 'changed' WHERE id IN (7, 8);
+UPDATE loose SET v = 'changed' WHERE id IN (5, 6);
+DELETE FROM loose WHERE id = 9;
 ";
 
 fn want() -> BTreeMap<String, (u64, u64, u64)> {
@@ -42,6 +49,7 @@ fn want() -> BTreeMap<String, (u64, u64, u64)> {
         ("dms:public.ledger", (4, 3, 9000)),
         ("dms:public.retyped", (1, 1, 3)),
         ("dms:public.notes", (0, 2, 0)),
+        ("dms:public.loose", (0, 2, 1)),
     ]
     .into_iter()
     .map(|(t, c)| (t.to_string(), c))

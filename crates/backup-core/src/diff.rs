@@ -72,7 +72,10 @@ fn compare(a: &Node, b: &Node) -> Vec<String> {
     d
 }
 
-fn diff_maps(a: &BTreeMap<String, Node>, b: &BTreeMap<String, Node>) -> Vec<Change> {
+fn diff_maps<N: std::borrow::Borrow<Node>>(
+    a: &BTreeMap<String, N>,
+    b: &BTreeMap<String, N>,
+) -> Vec<Change> {
     let mut out = Vec::new();
     for (p, na) in a {
         match b.get(p) {
@@ -82,7 +85,7 @@ fn diff_maps(a: &BTreeMap<String, Node>, b: &BTreeMap<String, Node>) -> Vec<Chan
                 details: vec![],
             }),
             Some(nb) => {
-                let d = compare(na, nb);
+                let d = compare(na.borrow(), nb.borrow());
                 if !d.is_empty() {
                     out.push(Change {
                         kind: ChangeKind::Modified,
@@ -233,12 +236,17 @@ pub fn diff_live_component(
         Hashing::Unless(&captured),
         progress,
     )?;
-    let by_path = |nodes: &mut dyn Iterator<Item = &Node>| -> BTreeMap<String, Node> {
-        nodes
-            .map(|n| (full_path(&fc.path, &n.path), n.clone()))
-            .collect()
-    };
-    let old = by_path(&mut captured.values());
-    let new = by_path(&mut live.iter());
-    Ok((diff_maps(&old, &new), live))
+    let changes = diff_maps(
+        &by_full_path(&fc.path, captured.values()),
+        &by_full_path(&fc.path, live.iter()),
+    );
+    Ok((changes, live))
+}
+
+/// Listing nodes by their full path under `root`, borrowed (not copied).
+fn by_full_path<'a>(
+    root: &str,
+    nodes: impl Iterator<Item = &'a Node>,
+) -> BTreeMap<String, &'a Node> {
+    nodes.map(|n| (full_path(root, &n.path), n)).collect()
 }

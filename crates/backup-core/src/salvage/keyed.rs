@@ -343,7 +343,8 @@ fn look_up(
         qualified(&d.schema, &d.name),
         key_join(&d.key, "s")
     );
-    let probe = few_keys(keys.len(), d.snapshot_rows);
+    // Only the rolled-back table's own key is sure to have an index there.
+    let probe = d.key == l.key && few_keys(keys.len(), d.snapshot_rows);
     if probe {
         set_probing(live, true)?;
     }
@@ -365,8 +366,9 @@ fn look_up(
 }
 
 /// Keys are looked up one by one (through the key's index) when they are
-/// fewer than this share of the table's rows; a hash join, which reads
-/// the whole table, is left to the planner otherwise.
+/// fewer than this share of the table's rows and the key is the
+/// rolled-back table's own; a hash join, which reads the whole table, is
+/// left to the planner otherwise.
 const PROBE_SHARE: u64 = 20;
 
 /// Whether `keys` keys are few enough to probe a table of `rows` rows.
