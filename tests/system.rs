@@ -150,6 +150,46 @@ hook_timeout = "2m"
     );
 }
 
+/// The databases are read while the trees are: a database that cannot be
+/// reached stops the tree capture too, its own error is the one reported
+/// (not the tree side's cancellation), and nothing is written.
+#[test]
+fn a_database_failing_beside_the_trees_is_the_error_and_writes_nothing() {
+    let env = Env::local();
+    let api = env.path("srv/api");
+    fixture(&api);
+    for i in 0..2000 {
+        let dir = api.join(format!("bulk/{}", i / 100));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("f{i}.js")), format!("module {i}\n")).unwrap();
+    }
+    let cfg = write_config(
+        &env,
+        "system.toml",
+        &format!(
+            r#"repository = "{repo}"
+password_file = "{pw}"
+
+[[files]]
+name = "api"
+path = "{api}"
+
+[[postgres]]
+name = "db"
+connection = "host=127.0.0.1 port={port} user=postgres dbname=dms connect_timeout=5"
+"#,
+            repo = env.repo,
+            pw = password_file(&env).display(),
+            api = api.display(),
+            port = closed_port(),
+        ),
+    );
+    with_config(&env, &cfg, &["init"]).ok();
+    let r = with_config(&env, &cfg, &["create"]).fails(8, "cannot connect");
+    assert!(!r.stderr.contains("cancelled"), "{r:?}");
+    crate::postgres::support::assert_nothing_written(&env, 0);
+}
+
 #[test]
 fn flags_replace_the_files_sources() {
     let env = Env::local();

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::{full_path, load_tree, FilesComponent, Node, NodeKind, Snapshot};
-use crate::source::files::{scan_live, walk_live, Hashing};
+use crate::source::files::{hash_unless_listed, scan_live, walk_live, Hashing};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -225,17 +225,23 @@ pub fn diff_live_component(
     fc: &FilesComponent,
     progress: &dyn Progress,
 ) -> Result<(Vec<Change>, Vec<Node>)> {
-    let captured: std::collections::HashMap<String, Node> = load_tree(repo, &fc.tree)?
-        .into_iter()
-        .map(|n| (n.path.clone(), n))
-        .collect();
-    let live = walk_live(
-        std::path::Path::new(&fc.path),
-        &fc.excludes,
-        !fc.no_xattrs,
-        Hashing::Unless(&captured),
-        progress,
-    )?;
+    let root = std::path::Path::new(&fc.path);
+    let (captured, live) = std::thread::scope(|s| {
+        let loading = s.spawn(|| -> Result<std::collections::HashMap<String, Node>> {
+            let nodes = load_tree(repo, &fc.tree)?;
+            Ok(nodes.into_iter().map(|n| (n.path.clone(), n)).collect())
+        });
+        let live = walk_live(root, &fc.excludes, !fc.no_xattrs, Hashing::None, progress);
+        let captured = loading.join().unwrap_or_else(|_| {
+            Err(crate::error::Error::new(
+                crate::error::ErrorKind::Source,
+                "loading the snapshot listing panicked",
+            ))
+        });
+        Ok::<_, crate::error::Error>((captured?, live?))
+    })?;
+    let mut live = live;
+    hash_unless_listed(root, &mut live, &captured, progress)?;
     let changes = diff_maps(
         &by_full_path(&fc.path, captured.values()),
         &by_full_path(&fc.path, live.iter()),

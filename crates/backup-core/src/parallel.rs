@@ -44,6 +44,32 @@ where
     }
 }
 
+/// Maps every item with `work` on up to `workers` threads and returns the
+/// results in the items' order; the first error is returned instead.
+pub fn map_parallel<T, R, W>(items: &[T], workers: usize, work: W) -> Result<Vec<R>>
+where
+    T: Sync,
+    R: Send,
+    W: Fn(&T) -> Result<R> + Sync,
+{
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let indexed: Vec<usize> = (0..items.len()).collect();
+    for_each_parallel(
+        &indexed,
+        workers,
+        || Ok(()),
+        |_, &i| {
+            let r = work(&items[i])?;
+            *slots[i].lock().expect("lock") = Some(r);
+            Ok(())
+        },
+    )?;
+    Ok(slots
+        .into_iter()
+        .filter_map(|m| m.into_inner().expect("lock"))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +111,20 @@ mod tests {
             |_, _| Ok(()),
         );
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn maps_in_order_and_returns_the_first_error() {
+        let items: Vec<u32> = (0..50).collect();
+        let doubled = map_parallel(&items, 3, |i| Ok(i * 2)).unwrap();
+        assert_eq!(doubled, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        let err = map_parallel(&items, 2, |i| {
+            if *i == 9 {
+                Err(Error::usage("nine"))
+            } else {
+                Ok(*i)
+            }
+        });
+        assert!(err.unwrap_err().to_string().contains("nine"));
     }
 }

@@ -231,8 +231,13 @@ fn component_label(c: &Component) -> String {
 
 type Planned<T> = Vec<(T, String)>;
 
-/// Plans the databases and the file trees side by side (one thread each):
-/// each component's plan with its live fingerprint.
+/// File trees planned at once: walking a tree is mostly waiting on
+/// `lstat`, so two trees at a time keep the cores busy.
+const FILE_PLANNERS: usize = 2;
+
+/// Plans the databases (one thread) and the file trees ([`FILE_PLANNERS`]
+/// at a time) side by side: each component's plan with its live
+/// fingerprint.
 fn plan_components(
     repo: &Repository,
     pairs: &Pairs<'_>,
@@ -246,11 +251,9 @@ fn plan_components(
                 .map(|(e, c)| database::plan_database(repo, e, c, progress))
                 .collect::<Result<Vec<_>>>()
         });
-        let files = pairs
-            .files
-            .iter()
-            .map(|(e, c)| files::plan_files(repo, e, c, progress))
-            .collect::<Result<Vec<_>>>();
+        let files = crate::parallel::map_parallel(&pairs.files, FILE_PLANNERS, |(e, c)| {
+            files::plan_files(repo, e, c, progress)
+        });
         let dbs = dbs.join().unwrap_or_else(|_| {
             Err(Error::new(
                 crate::error::ErrorKind::Source,

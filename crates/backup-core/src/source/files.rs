@@ -48,16 +48,30 @@ fn unchanged(old: &Node, meta: &Metadata, index: &crate::repository::Index) -> b
 /// changing while read. The change time cannot be set back by a program,
 /// so the content is then the listed one.
 fn same_file(old: &Node, meta: &Metadata) -> bool {
-    old.kind == NodeKind::File
-        && !old.changed_during_read
-        && old.size == meta.len()
-        && old.mtime == meta.mtime()
-        && old.mtime_nsec == meta.mtime_nsec() as u32
-        && old.ctime == meta.ctime()
-        && old.ctime_nsec == meta.ctime_nsec() as u32
-        && old.inode == meta.ino()
-        && old.inode != 0
-        && old.sha256.is_some()
+    let now = (
+        meta.len(),
+        (meta.mtime(), meta.mtime_nsec() as u32),
+        (meta.ctime(), meta.ctime_nsec() as u32),
+        meta.ino(),
+    );
+    reusable(old) && stat_of(old) == now
+}
+
+/// A listed file node whose content a matching `lstat` vouches for.
+fn reusable(old: &Node) -> bool {
+    old.kind == NodeKind::File && !old.changed_during_read && old.inode != 0 && old.sha256.is_some()
+}
+
+/// Size, modification and change times, and inode, as a node records them.
+type Stat = (u64, (i64, u32), (i64, u32), u64);
+
+fn stat_of(n: &Node) -> Stat {
+    (
+        n.size,
+        (n.mtime, n.mtime_nsec),
+        (n.ctime, n.ctime_nsec),
+        n.inode,
+    )
 }
 
 /// Builds the exclude matcher, rejecting bad patterns with a clear error.
@@ -445,18 +459,14 @@ fn capture_file(
     Ok(Some(n))
 }
 
-/// Which live files [`walk_live`] reads to hash their content.
-#[derive(Clone, Copy)]
-pub enum Hashing<'a> {
-    /// None: file nodes carry their size from `lstat` and no `sha256`.
+/// Whether [`walk_live`] reads live files to hash their content.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Hashing {
+    /// No: file nodes carry their size from `lstat` and no `sha256` (see
+    /// [`hash_unless_listed`] to hash them afterwards).
     None,
     /// Every file.
     All,
-    /// Every file but those whose node in this listing (by relative path)
-    /// still matches the file's `lstat` (size, times, inode), which take
-    /// the listing's `sha256`: the rule by which a capture reuses a file
-    /// unread.
-    Unless(&'a HashMap<String, Node>),
 }
 
 /// Walks a live tree and hashes its files without storing anything (for
@@ -477,7 +487,7 @@ pub fn walk_live(
     root: &Path,
     excludes: &[String],
     xattrs: bool,
-    hashing: Hashing<'_>,
+    hashing: Hashing,
     progress: &dyn Progress,
 ) -> Result<Vec<Node>> {
     let set = build_excludes(excludes)?;
@@ -528,22 +538,45 @@ fn live_content(
     abs: &Path,
     n: &mut Node,
     meta: &Metadata,
-    hashing: Hashing<'_>,
+    hashing: Hashing,
     progress: &dyn Progress,
 ) -> Result<()> {
     n.size = meta.len();
-    let known = match hashing {
-        Hashing::None => return Ok(()),
-        Hashing::All => None,
-        Hashing::Unless(listing) => listing.get(&n.path).filter(|old| same_file(old, meta)),
-    };
-    match known.and_then(|old| old.sha256.clone()) {
-        Some(sha) => {
-            n.sha256 = Some(sha);
-            Ok(())
-        }
-        None => hash_live(abs, n, progress),
+    match hashing {
+        Hashing::None => Ok(()),
+        Hashing::All => hash_live(abs, n, progress),
     }
+}
+
+/// Gives every file of a live listing that [`walk_live`] made with
+/// [`Hashing::None`] its SHA-256: the listed node's where it still
+/// describes the file (size, times and inode, the rule by which a capture
+/// reuses a file unread), else read now. Walking
+/// first and hashing after lets the walk run while the listing loads.
+pub fn hash_unless_listed(
+    root: &Path,
+    live: &mut [Node],
+    listing: &HashMap<String, Node>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    for n in live.iter_mut().filter(|n| n.kind == NodeKind::File) {
+        let known = listing
+            .get(&n.path)
+            .filter(|old| reusable(old) && stat_of(old) == stat_of(n));
+        match known.and_then(|old| old.sha256.clone()) {
+            Some(sha) => n.sha256 = Some(sha),
+            None => {
+                // A single-file component's one node is the root itself.
+                let rel = n.path_bytes()?;
+                let abs = match rel.is_empty() {
+                    true => root.to_path_buf(),
+                    false => root.join(std::ffi::OsStr::from_bytes(&rel)),
+                };
+                hash_live(&abs, n, progress)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn hash_live(abs: &Path, n: &mut Node, progress: &dyn Progress) -> Result<()> {
@@ -557,4 +590,49 @@ fn hash_live(abs: &Path, n: &mut Node, progress: &dyn Progress) -> Result<()> {
     n.size = size;
     n.sha256 = Some(hex::encode(sha2::Digest::finalize(h)));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::NoProgress;
+
+    fn sha(bytes: &[u8]) -> String {
+        hex::encode(sha2::Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn walked_files_are_hashed_afterwards_unless_the_listing_vouches_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("same"), b"kept").unwrap();
+        std::fs::write(dir.path().join("edited"), b"new content").unwrap();
+        let mut live = walk_live(dir.path(), &[], false, Hashing::None, &NoProgress).unwrap();
+        assert!(live.iter().all(|n| n.sha256.is_none()));
+        // The listing vouches for `same` (with a made-up digest that only a
+        // reuse could give) and is stale for `edited` (another size).
+        let mut listing = HashMap::new();
+        for n in &live {
+            let mut old = n.clone();
+            old.sha256 = Some("listed".into());
+            if n.path == "edited" {
+                old.size += 1;
+            }
+            listing.insert(n.path.clone(), old);
+        }
+        hash_unless_listed(dir.path(), &mut live, &listing, &NoProgress).unwrap();
+        let of = |p: &str| live.iter().find(|n| n.path == p).unwrap().sha256.clone();
+        assert_eq!(of("same").as_deref(), Some("listed"));
+        assert_eq!(of("edited"), Some(sha(b"new content")));
+    }
+
+    #[test]
+    fn a_single_file_root_is_hashed_at_its_own_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dms.conf");
+        std::fs::write(&file, b"server {}").unwrap();
+        let mut live = walk_live(&file, &[], false, Hashing::None, &NoProgress).unwrap();
+        assert_eq!(live.len(), 1);
+        hash_unless_listed(&file, &mut live, &HashMap::new(), &NoProgress).unwrap();
+        assert_eq!(live[0].sha256, Some(sha(b"server {}")));
+    }
 }

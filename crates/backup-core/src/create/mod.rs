@@ -1,16 +1,15 @@
 //! `create`: capture sources into one snapshot.
 
+mod sources;
+
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::{Lock, Repository, Saver};
-use crate::snapshot::{
-    default_component_name, list_snapshots, load_tree, save_snapshot, Component, PostgresComponent,
-    Snapshot,
-};
-use crate::source::files::{absolute_source, build_excludes, capture_files, FilesOptions, Parent};
+use crate::snapshot::{default_component_name, list_snapshots, save_snapshot, Snapshot};
+use crate::source::files::{absolute_source, build_excludes, FilesOptions};
 use crate::source::postgres::conninfo::ConnInfo;
-use crate::source::postgres::{capture_postgres, PostgresOptions};
+use crate::source::postgres::PostgresOptions;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -182,47 +181,6 @@ fn earlier_snapshots(repo: &Repository) -> Vec<Snapshot> {
         .unwrap_or_default()
 }
 
-/// Every captured database, newest first.
-fn postgres_parents(snaps: &[Snapshot]) -> Vec<&PostgresComponent> {
-    snaps
-        .iter()
-        .rev()
-        .flat_map(|s| s.components.iter())
-        .filter_map(|c| match c {
-            Component::Postgres(p) => Some(p.as_ref()),
-            Component::Files(_) => None,
-        })
-        .collect()
-}
-
-/// For each root, the listing of the newest snapshot from this host that
-/// captured it.
-fn find_parents(
-    repo: &Repository,
-    snaps: &[Snapshot],
-    host: &str,
-    roots: &[PathBuf],
-) -> Vec<Option<Parent>> {
-    let snaps: Vec<&Snapshot> = snaps.iter().filter(|s| s.host == host).collect();
-    roots
-        .iter()
-        .map(|root| {
-            let path = root.to_string_lossy();
-            // list_snapshots sorts oldest first: the last match is the newest.
-            let fc = snaps
-                .iter()
-                .rev()
-                .find_map(|s| s.file_components().find(|f| f.path == path))?;
-            let nodes = load_tree(repo, &fc.tree).ok()?;
-            let by_path = nodes
-                .into_iter()
-                .filter_map(|n| Some((n.path_bytes().ok()?, n)))
-                .collect();
-            Some(by_path)
-        })
-        .collect()
-}
-
 /// Checks every source and pattern before any work: the file roots (made
 /// absolute) and their component names, and that no database is given twice.
 fn check_sources(options: &CreateOptions) -> Result<(Vec<PathBuf>, Vec<String>)> {
@@ -290,49 +248,18 @@ pub fn create_snapshot(
     } else {
         earlier_snapshots(repo)
     };
-    let db_parents = postgres_parents(&earlier);
-    for source in &options.postgres {
-        let mut c = capture_postgres(
-            &saver,
-            &source.connection,
-            &options.postgres_options,
-            &db_parents,
-            progress,
-        )?;
-        c.name = source.name.clone();
-        if let Some(db) = &source.record_as {
-            c.database = db.clone();
-        }
-        snap.components.push(Component::Postgres(Box::new(c)));
-    }
-    let parents = if options.files_options.force {
-        vec![None; roots.len()]
-    } else {
-        // A copy recorded under another path (a rollback's kept state) is
-        // compared with what was captured at that path.
-        let recorded: Vec<PathBuf> = options
-            .files
-            .iter()
-            .zip(&roots)
-            .map(|(s, r)| s.record_as.clone().unwrap_or_else(|| r.clone()))
-            .collect();
-        find_parents(repo, &earlier, &snap.host, &recorded)
+    let sources = sources::Sources {
+        repo,
+        saver: &saver,
+        options,
+        earlier: &earlier,
+        host: &snap.host,
+        roots: &roots,
+        names,
     };
-    for (((root, parent), name), source) in
-        roots.iter().zip(&parents).zip(names).zip(&options.files)
-    {
-        let mut files_options = options.files_options.clone();
-        files_options
-            .excludes
-            .extend(source.excludes.iter().cloned());
-        let mut c = capture_files(&saver, root, &files_options, parent.as_ref(), progress)?;
-        c.name = name;
-        c.secret = source.secret;
-        if let Some(p) = &source.record_as {
-            c.path = p.to_string_lossy().into_owned();
-        }
-        snap.components.push(Component::Files(c));
-    }
+    let (databases, trees) = sources.capture(progress)?;
+    snap.components.extend(databases);
+    snap.components.extend(trees);
     let stats = saver.finish()?;
     // The manifest is the commit point: a cancelled run leaves no snapshot.
     crate::progress::check_cancelled(progress)?;

@@ -1,0 +1,275 @@
+//! Reading a snapshot's sources: the databases on a thread of their own
+//! while the file trees are read, since the one waits mostly on the server
+//! and the other on the file system.
+
+use super::{CreateOptions, Snapshot};
+use crate::error::{Error, ErrorKind, Result};
+use crate::progress::Progress;
+use crate::repository::{Repository, Saver};
+use crate::snapshot::{load_tree, Component, PostgresComponent};
+use crate::source::files::{capture_files, Parent};
+use crate::source::postgres::capture_postgres;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What one `create` run reads, and where it writes.
+pub(super) struct Sources<'a> {
+    pub repo: &'a Repository,
+    pub saver: &'a Saver,
+    pub options: &'a CreateOptions,
+    /// Every readable earlier snapshot, oldest first (the parents).
+    pub earlier: &'a [Snapshot],
+    /// The new snapshot's host (file parents are this host's).
+    pub host: &'a str,
+    /// The file roots, absolute, one per `options.files`.
+    pub roots: &'a [PathBuf],
+    /// The file components' names, one per root.
+    pub names: Vec<String>,
+}
+
+impl Sources<'_> {
+    /// Captures every source: the database components and the file
+    /// components, each in the order the options give. When there are
+    /// both, they are read at once; the trees drive the progress, and the
+    /// first failure stops the other side at its next file or table part.
+    pub fn capture(&self, progress: &dyn Progress) -> Result<(Vec<Component>, Vec<Component>)> {
+        if self.options.postgres.is_empty() || self.options.files.is_empty() {
+            return Ok((self.databases(progress)?, self.trees(progress)?));
+        }
+        let failed = AtomicBool::new(false);
+        let background = Sibling {
+            inner: progress,
+            failed: &failed,
+            shown: false,
+        };
+        let foreground = Sibling {
+            shown: true,
+            ..background
+        };
+        let (databases, trees) = std::thread::scope(|s| {
+            let databases = s.spawn(|| noting_failure(self.databases(&background), &failed));
+            let trees = noting_failure(self.trees(&foreground), &failed);
+            if !databases.is_finished() {
+                progress.phase("waiting for the databases", None);
+            }
+            let databases = databases.join().unwrap_or_else(|_| {
+                Err(Error::new(
+                    ErrorKind::Source,
+                    "capturing the databases panicked",
+                ))
+            });
+            (databases, trees)
+        });
+        both(databases, trees)
+    }
+
+    /// The database components, one after the other.
+    fn databases(&self, progress: &dyn Progress) -> Result<Vec<Component>> {
+        let parents = postgres_parents(self.earlier);
+        let mut out = Vec::new();
+        for source in &self.options.postgres {
+            let mut c = capture_postgres(
+                self.saver,
+                &source.connection,
+                &self.options.postgres_options,
+                &parents,
+                progress,
+            )?;
+            c.name = source.name.clone();
+            if let Some(db) = &source.record_as {
+                c.database = db.clone();
+            }
+            out.push(Component::Postgres(Box::new(c)));
+        }
+        Ok(out)
+    }
+
+    /// The file components, one after the other, each compared with the
+    /// newest earlier capture of its path from this host.
+    fn trees(&self, progress: &dyn Progress) -> Result<Vec<Component>> {
+        let options = self.options;
+        let parents = if options.files_options.force {
+            vec![None; self.roots.len()]
+        } else {
+            // A copy recorded under another path (a rollback's kept state) is
+            // compared with what was captured at that path.
+            let recorded: Vec<PathBuf> = options
+                .files
+                .iter()
+                .zip(self.roots)
+                .map(|(s, r)| s.record_as.clone().unwrap_or_else(|| r.clone()))
+                .collect();
+            find_parents(self.repo, self.earlier, self.host, &recorded)
+        };
+        let mut out = Vec::new();
+        let sources = self.roots.iter().zip(&parents).zip(&self.names);
+        for (((root, parent), name), source) in sources.zip(&options.files) {
+            let mut files_options = options.files_options.clone();
+            files_options
+                .excludes
+                .extend(source.excludes.iter().cloned());
+            let mut c = capture_files(self.saver, root, &files_options, parent.as_ref(), progress)?;
+            c.name = name.clone();
+            c.secret = source.secret;
+            if let Some(p) = &source.record_as {
+                c.path = p.to_string_lossy().into_owned();
+            }
+            out.push(Component::Files(c));
+        }
+        Ok(out)
+    }
+}
+
+/// The progress one side of a two-sided capture reports through: it asks
+/// the other side to stop once this one failed (as a cancel would), and
+/// the side not shown passes on only its warnings.
+#[derive(Clone, Copy)]
+struct Sibling<'a> {
+    inner: &'a dyn Progress,
+    failed: &'a AtomicBool,
+    shown: bool,
+}
+
+impl Progress for Sibling<'_> {
+    fn phase(&self, name: &str, total_bytes: Option<u64>) {
+        if self.shown {
+            self.inner.phase(name, total_bytes);
+        }
+    }
+
+    fn inc(&self, bytes: u64) {
+        if self.shown {
+            self.inner.inc(bytes);
+        }
+    }
+
+    fn warn(&self, message: &str) {
+        self.inner.warn(message);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.failed.load(Ordering::SeqCst) || self.inner.cancelled()
+    }
+}
+
+fn noting_failure<T>(result: Result<T>, failed: &AtomicBool) -> Result<T> {
+    if result.is_err() {
+        failed.store(true, Ordering::SeqCst);
+    }
+    result
+}
+
+/// Both sides' results, or the error that caused the failure: a side
+/// stopped because the other failed reports `Interrupted`, which gives way
+/// to the other side's own error.
+fn both<A, B>(a: Result<A>, b: Result<B>) -> Result<(A, B)> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+        (Err(a), Err(b)) if a.kind() == ErrorKind::Interrupted => Err(b),
+        (Err(a), Err(_)) => Err(a),
+    }
+}
+
+/// Every captured database, newest first.
+fn postgres_parents(snaps: &[Snapshot]) -> Vec<&PostgresComponent> {
+    snaps
+        .iter()
+        .rev()
+        .flat_map(|s| s.components.iter())
+        .filter_map(|c| match c {
+            Component::Postgres(p) => Some(p.as_ref()),
+            Component::Files(_) => None,
+        })
+        .collect()
+}
+
+/// For each root, the listing of the newest snapshot from this host that
+/// captured it.
+fn find_parents(
+    repo: &Repository,
+    snaps: &[Snapshot],
+    host: &str,
+    roots: &[PathBuf],
+) -> Vec<Option<Parent>> {
+    let snaps: Vec<&Snapshot> = snaps.iter().filter(|s| s.host == host).collect();
+    roots
+        .iter()
+        .map(|root| {
+            let path = root.to_string_lossy();
+            // list_snapshots sorts oldest first: the last match is the newest.
+            let fc = snaps
+                .iter()
+                .rev()
+                .find_map(|s| s.file_components().find(|f| f.path == path))?;
+            let nodes = load_tree(repo, &fc.tree).ok()?;
+            let by_path = nodes
+                .into_iter()
+                .filter_map(|n| Some((n.path_bytes().ok()?, n)))
+                .collect();
+            Some(by_path)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn the_cause_of_a_failure_wins_over_the_side_it_stopped() {
+        let stopped = || Error::new(ErrorKind::Interrupted, "cancelled");
+        let cause = || Error::new(ErrorKind::Source, "database dms does not exist");
+        let r = both::<(), ()>(Err(stopped()), Err(cause()));
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::Source);
+        let r = both::<(), ()>(Err(cause()), Err(stopped()));
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::Source);
+        let r = both::<(), u8>(Ok(()), Err(cause()));
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::Source);
+        assert_eq!(both::<u8, u8>(Ok(1), Ok(2)).unwrap(), (1, 2));
+    }
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<String>>);
+
+    impl Progress for Seen {
+        fn phase(&self, name: &str, _: Option<u64>) {
+            self.0.lock().unwrap().push(format!("phase {name}"));
+        }
+        fn inc(&self, bytes: u64) {
+            self.0.lock().unwrap().push(format!("inc {bytes}"));
+        }
+        fn warn(&self, message: &str) {
+            self.0.lock().unwrap().push(format!("warn {message}"));
+        }
+    }
+
+    #[test]
+    fn a_failure_cancels_the_sibling_and_only_the_shown_side_draws() {
+        let seen = Seen::default();
+        let failed = AtomicBool::new(false);
+        let hidden = Sibling {
+            inner: &seen,
+            failed: &failed,
+            shown: false,
+        };
+        let shown = Sibling {
+            shown: true,
+            ..hidden
+        };
+        hidden.phase("table t", Some(5));
+        hidden.inc(5);
+        hidden.warn("w1");
+        shown.phase("files api", Some(7));
+        shown.inc(7);
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            ["warn w1", "phase files api", "inc 7"]
+        );
+        assert!(!shown.cancelled() && !hidden.cancelled());
+        let r: Result<()> = noting_failure(Err(Error::usage("bad")), &failed);
+        assert!(r.is_err());
+        assert!(shown.cancelled() && hidden.cancelled());
+    }
+}
