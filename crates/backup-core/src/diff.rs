@@ -226,7 +226,7 @@ pub fn diff_live_component(
     progress: &dyn Progress,
 ) -> Result<(Vec<Change>, Vec<Node>)> {
     let root = std::path::Path::new(&fc.path);
-    let (captured, live) = std::thread::scope(|s| {
+    let (captured, mut live) = std::thread::scope(|s| {
         let loading = s.spawn(|| -> Result<std::collections::HashMap<String, Node>> {
             let nodes = load_tree(repo, &fc.tree)?;
             Ok(nodes.into_iter().map(|n| (n.path.clone(), n)).collect())
@@ -240,7 +240,6 @@ pub fn diff_live_component(
         });
         Ok::<_, crate::error::Error>((captured?, live?))
     })?;
-    let mut live = live;
     hash_unless_listed(root, &mut live, &captured, progress)?;
     let changes = diff_maps(
         &by_full_path(&fc.path, captured.values()),

@@ -551,8 +551,8 @@ fn live_content(
 /// Gives every file of a live listing that [`walk_live`] made with
 /// [`Hashing::None`] its SHA-256: the listed node's where it still
 /// describes the file (size, times and inode, the rule by which a capture
-/// reuses a file unread), else read now. Walking
-/// first and hashing after lets the walk run while the listing loads.
+/// reuses a file unread), else read now. Walking first and hashing after
+/// lets the walk run while the listing loads.
 pub fn hash_unless_listed(
     root: &Path,
     live: &mut [Node],
@@ -568,9 +568,10 @@ pub fn hash_unless_listed(
             None => {
                 // A single-file component's one node is the root itself.
                 let rel = n.path_bytes()?;
-                let abs = match rel.is_empty() {
-                    true => root.to_path_buf(),
-                    false => root.join(std::ffi::OsStr::from_bytes(&rel)),
+                let abs = if rel.is_empty() {
+                    root.to_path_buf()
+                } else {
+                    root.join(std::ffi::OsStr::from_bytes(&rel))
                 };
                 hash_live(&abs, n, progress)?;
             }
