@@ -29,6 +29,19 @@ fn write_config(env: &Env, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// `system.toml` with the workspace's repository, a password file and a
+/// state directory, then `components` (the `[[postgres]]`, `[[files]]` and
+/// `[hooks]` sections).
+fn write_system(env: &Env, components: &str) -> PathBuf {
+    let header = format!(
+        "repository = \"{repo}\"\npassword_file = \"{pw}\"\nstate_dir = \"{state}\"\n\n",
+        repo = env.repo,
+        pw = password_file(env).display(),
+        state = env.path("state").display(),
+    );
+    write_config(env, "system.toml", &(header + components))
+}
+
 /// A port nothing listens on (bound, then released).
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -60,15 +73,10 @@ fn create_captures_every_declared_component_and_restore_puts_one_back() {
     let etc = env.path("etc/dms");
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::write(etc.join("app.env"), "TOKEN=hidden\n").unwrap();
-    let cfg = write_config(
+    let cfg = write_system(
         &env,
-        "system.toml",
         &format!(
-            r#"repository = "{repo}"
-password_file = "{pw}"
-state_dir = "{state}"
-
-[[postgres]]
+            r#"[[postgres]]
 name = "db"
 connection = "{conn}"
 
@@ -89,9 +97,6 @@ health_check = "/bin/sh -c true"
 health_timeout = "60s"
 hook_timeout = "2m"
 "#,
-            repo = env.repo,
-            pw = password_file(&env).display(),
-            state = env.path("state").display(),
             conn = pg.conninfo("dms"),
             api = api.display(),
             etc = etc.display(),
@@ -163,14 +168,10 @@ fn a_database_failing_beside_the_trees_is_the_error_and_writes_nothing() {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("f{i}.js")), format!("module {i}\n")).unwrap();
     }
-    let cfg = write_config(
+    let cfg = write_system(
         &env,
-        "system.toml",
         &format!(
-            r#"repository = "{repo}"
-password_file = "{pw}"
-
-[[files]]
+            r#"[[files]]
 name = "api"
 path = "{api}"
 
@@ -178,8 +179,6 @@ path = "{api}"
 name = "db"
 connection = "host=127.0.0.1 port={port} user=postgres dbname=dms connect_timeout=5"
 "#,
-            repo = env.repo,
-            pw = password_file(&env).display(),
             api = api.display(),
             port = closed_port(),
         ),
