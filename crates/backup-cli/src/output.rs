@@ -1,7 +1,7 @@
 //! Output: progress bars on a terminal, quiet and JSON modes for scripts.
 
 use backup_core::Progress;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
@@ -19,9 +19,11 @@ impl Output {
     pub fn progress(&self) -> Bars {
         let show = !self.json && !self.quiet && std::io::stderr().is_terminal();
         Bars {
-            show,
-            bar: Mutex::new(None),
-            warnings: Mutex::new(Vec::new()),
+            main: Lane {
+                show,
+                multi: MultiProgress::new(),
+                bar: Mutex::new(None),
+            },
         }
     }
 
@@ -41,31 +43,83 @@ impl Output {
     }
 }
 
-/// Progress bars on stderr (hidden when not a terminal).
+/// Progress bars on stderr (hidden when not a terminal): one for the
+/// command's work, and one more for each piece of work it runs beside it
+/// (the databases of a capture while its trees are read).
 pub struct Bars {
-    show: bool,
-    bar: Mutex<Option<ProgressBar>>,
-    warnings: Mutex<Vec<String>>,
+    main: Lane,
 }
 
 impl Bars {
+    /// Bars drawn on `target` (a test's in-memory terminal).
+    #[cfg(test)]
+    fn drawn_to(target: indicatif::ProgressDrawTarget) -> Bars {
+        Bars {
+            main: Lane {
+                show: true,
+                multi: MultiProgress::with_draw_target(target),
+                bar: Mutex::new(None),
+            },
+        }
+    }
+
     /// Clears the bar.
     pub fn finish(&self) {
-        if let Some(b) = self.bar.lock().expect("lock").take() {
-            b.finish_and_clear();
-        }
+        self.main.clear();
     }
 }
 
 impl Progress for Bars {
     fn phase(&self, name: &str, total: Option<u64>) {
+        self.main.phase(name, total);
+    }
+
+    fn inc(&self, bytes: u64) {
+        self.main.inc(bytes);
+    }
+
+    fn warn(&self, message: &str) {
+        self.main.warn(message);
+    }
+
+    fn lane(&self) -> Option<Box<dyn Progress + '_>> {
+        Some(Box::new(Lane {
+            show: self.main.show,
+            multi: self.main.multi.clone(),
+            bar: Mutex::new(None),
+        }))
+    }
+}
+
+/// One line of the display: the bar of the phase it is in.
+struct Lane {
+    show: bool,
+    multi: MultiProgress,
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl Lane {
+    /// Removes this line's bar.
+    fn clear(&self) {
+        if let Some(b) = self.bar.lock().expect("lock").take() {
+            b.finish_and_clear();
+            self.multi.remove(&b);
+        }
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+impl Progress for Lane {
+    fn phase(&self, name: &str, total: Option<u64>) {
         if !self.show {
             return;
         }
-        let mut g = self.bar.lock().expect("lock");
-        if let Some(b) = g.take() {
-            b.finish_and_clear();
-        }
+        self.clear();
         let bar = match total {
             Some(t) => {
                 let b = ProgressBar::new(t);
@@ -80,9 +134,10 @@ impl Progress for Bars {
             }
             None => ProgressBar::new_spinner(),
         };
+        let bar = self.multi.add(bar);
         bar.set_message(name.to_string());
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        *g = Some(bar);
+        *self.bar.lock().expect("lock") = Some(bar);
     }
 
     fn inc(&self, bytes: u64) {
@@ -92,14 +147,10 @@ impl Progress for Bars {
     }
 
     fn warn(&self, message: &str) {
-        self.warnings
-            .lock()
-            .expect("lock")
-            .push(message.to_string());
         // Warnings say what a snapshot lacks: shown even with --quiet and --json.
-        match self.bar.lock().expect("lock").as_ref() {
-            Some(b) => b.println(format!("warning: {message}")),
-            None => eprintln!("warning: {message}"),
+        let line = format!("warning: {message}");
+        if !self.show || self.multi.println(&line).is_err() {
+            eprintln!("{line}");
         }
     }
 }
@@ -117,5 +168,43 @@ pub fn human_secs(secs: f64) -> String {
         format!("{secs:.1}s")
     } else {
         format!("{}m{:02}s", (secs / 60.0) as u64, (secs as u64) % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use indicatif::{InMemoryTerm, ProgressDrawTarget};
+
+    /// What the terminal shows once the bars' next draw is due.
+    fn shown(term: &InMemoryTerm) -> String {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        term.contents()
+    }
+
+    #[test]
+    fn work_beside_gets_a_line_of_its_own_and_takes_it_away_when_done() {
+        let term = InMemoryTerm::new(10, 120);
+        let bars = Bars::drawn_to(ProgressDrawTarget::term_like_with_hz(
+            Box::new(term.clone()),
+            100,
+        ));
+        bars.phase("reading /srv/dms/api", Some(100));
+        bars.inc(40);
+        let lane = bars.lane().expect("bars draw lanes");
+        lane.phase("reading database dms", Some(50));
+        lane.inc(10);
+        let both = shown(&term);
+        assert!(both.contains("reading /srv/dms/api"), "{both}");
+        assert!(both.contains("reading database dms"), "{both}");
+        lane.warn("table t left out");
+        drop(lane);
+        bars.inc(10);
+        let after = shown(&term);
+        assert!(after.contains("warning: table t left out"), "{after}");
+        assert!(after.contains("reading /srv/dms/api"), "{after}");
+        assert!(!after.contains("reading database dms"), "{after}");
+        bars.finish();
+        assert!(!shown(&term).contains("reading /srv/dms/api"));
     }
 }

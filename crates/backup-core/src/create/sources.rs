@@ -30,21 +30,22 @@ pub(super) struct Sources<'a> {
 impl Sources<'_> {
     /// Captures every source: the database components and the file
     /// components, each in the order the options give. When there are
-    /// both, they are read at once; the trees drive the progress, and the
-    /// first failure stops the other side at its next file or table part.
+    /// both, they are read at once (the databases report on a lane of
+    /// their own), and the first failure stops the other side at its next
+    /// file or table part.
     pub fn capture(&self, progress: &dyn Progress) -> Result<(Vec<Component>, Vec<Component>)> {
         if self.options.postgres.is_empty() || self.options.files.is_empty() {
             return Ok((self.databases(progress)?, self.trees(progress)?));
         }
         let failed = AtomicBool::new(false);
+        let lane = crate::progress::beside(progress);
         let background = Sibling {
-            inner: progress,
+            inner: &*lane,
             failed: &failed,
-            shown: false,
         };
         let foreground = Sibling {
-            shown: true,
-            ..background
+            inner: progress,
+            failed: &failed,
         };
         let (databases, trees) = std::thread::scope(|s| {
             let databases = s.spawn(|| noting_failure(self.databases(&background), &failed));
@@ -121,26 +122,19 @@ impl Sources<'_> {
 }
 
 /// The progress one side of a two-sided capture reports through: it asks
-/// the other side to stop once this one failed (as a cancel would), and
-/// the side not shown passes on only its warnings.
-#[derive(Clone, Copy)]
+/// the other side to stop once this one failed (as a cancel would).
 struct Sibling<'a> {
     inner: &'a dyn Progress,
     failed: &'a AtomicBool,
-    shown: bool,
 }
 
 impl Progress for Sibling<'_> {
     fn phase(&self, name: &str, total_bytes: Option<u64>) {
-        if self.shown {
-            self.inner.phase(name, total_bytes);
-        }
+        self.inner.phase(name, total_bytes);
     }
 
     fn inc(&self, bytes: u64) {
-        if self.shown {
-            self.inner.inc(bytes);
-        }
+        self.inner.inc(bytes);
     }
 
     fn warn(&self, message: &str) {
@@ -246,30 +240,30 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_cancels_the_sibling_and_only_the_shown_side_draws() {
-        let seen = Seen::default();
+    fn a_failure_cancels_the_sibling_and_each_side_reports_to_its_own_sink() {
+        let (trees, databases) = (Seen::default(), Seen::default());
         let failed = AtomicBool::new(false);
-        let hidden = Sibling {
-            inner: &seen,
+        let background = Sibling {
+            inner: &databases,
             failed: &failed,
-            shown: false,
         };
-        let shown = Sibling {
-            shown: true,
-            ..hidden
+        let foreground = Sibling {
+            inner: &trees,
+            failed: &failed,
         };
-        hidden.phase("table t", Some(5));
-        hidden.inc(5);
-        hidden.warn("w1");
-        shown.phase("files api", Some(7));
-        shown.inc(7);
+        background.phase("table t", Some(5));
+        background.inc(5);
+        background.warn("w1");
+        foreground.phase("files api", Some(7));
+        foreground.inc(7);
         assert_eq!(
-            *seen.0.lock().unwrap(),
-            ["warn w1", "phase files api", "inc 7"]
+            *databases.0.lock().unwrap(),
+            ["phase table t", "inc 5", "warn w1"]
         );
-        assert!(!shown.cancelled() && !hidden.cancelled());
+        assert_eq!(*trees.0.lock().unwrap(), ["phase files api", "inc 7"]);
+        assert!(!foreground.cancelled() && !background.cancelled());
         let r: Result<()> = noting_failure(Err(Error::usage("bad")), &failed);
         assert!(r.is_err());
-        assert!(shown.cancelled() && hidden.cancelled());
+        assert!(foreground.cancelled() && background.cancelled());
     }
 }

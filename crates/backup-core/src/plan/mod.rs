@@ -243,12 +243,13 @@ fn plan_components(
     pairs: &Pairs<'_>,
     progress: &dyn Progress,
 ) -> Result<(Planned<DatabasePlan>, Planned<FilesPlan>)> {
+    let lane = crate::progress::beside(progress);
     std::thread::scope(|s| {
         let dbs = s.spawn(|| {
             pairs
                 .databases
                 .iter()
-                .map(|(e, c)| database::plan_database(repo, e, c, progress))
+                .map(|(e, c)| database::plan_database(repo, e, c, &*lane))
                 .collect::<Result<Vec<_>>>()
         });
         let files = crate::parallel::map_parallel(&pairs.files, FILE_PLANNERS, |(e, c)| {

@@ -7,6 +7,7 @@ use super::journal::{Journal, StateDir};
 use super::switch::{inode, DatabaseSwitch, FilesSwitch, Switch};
 use super::Session;
 use crate::error::{Error, ErrorKind, Result};
+use crate::progress::Progress;
 use crate::restore::{derived_name, maintenance, stage_component, stage_database, StageOptions};
 use crate::snapshot::{FilesComponent, PostgresComponent, Snapshot};
 use crate::source::postgres::conninfo::ConnInfo;
@@ -256,9 +257,10 @@ pub(crate) fn stage_all(
     let (db_part, file_part): (Vec<&mut Switch>, Vec<&mut Switch>) = comps
         .iter_mut()
         .partition(|c| matches!(c, Switch::Postgres(_)));
+    let lane = crate::progress::beside(session.progress);
     let (db_steps, file_steps) = std::thread::scope(|scope| {
-        let databases = scope.spawn(|| stage_each(session, db_part, &dbs, &files));
-        let trees = stage_each(session, file_part, &dbs, &files);
+        let databases = scope.spawn(|| stage_each(session, &*lane, db_part, &dbs, &files));
+        let trees = stage_each(session, session.progress, file_part, &dbs, &files);
         (databases.join().expect("the staging thread"), trees)
     });
     j.components = comps;
@@ -273,9 +275,11 @@ pub(crate) fn stage_all(
     first_error.map_or(Ok(()), Err)
 }
 
-/// Stages `parts` in order, stopping at the first failure.
+/// Stages `parts` in order, reporting to `progress`, stopping at the
+/// first failure.
 fn stage_each(
     session: &Session,
+    progress: &dyn Progress,
     parts: Vec<&mut Switch>,
     dbs: &[&PostgresComponent],
     files: &[&FilesComponent],
@@ -288,11 +292,11 @@ fn stage_each(
         let result = match c {
             Switch::Postgres(d) => {
                 let comp = dbs.iter().find(|x| x.name == d.name).expect("matched");
-                stage_db(session, comp, d)
+                stage_db(session, progress, comp, d)
             }
             Switch::Files(f) => {
                 let comp = files.iter().find(|x| x.name() == f.name).expect("matched");
-                stage_tree(session, comp, f)
+                stage_tree(session, progress, comp, f)
             }
         };
         let failed = result.is_err();
@@ -304,21 +308,19 @@ fn stage_each(
     out
 }
 
-fn stage_db(session: &Session, comp: &PostgresComponent, d: &DatabaseSwitch) -> Result<String> {
+fn stage_db(
+    session: &Session,
+    progress: &dyn Progress,
+    comp: &PostgresComponent,
+    d: &DatabaseSwitch,
+) -> Result<String> {
     let conn = session.connection(&d.name)?;
     let options = StageOptions {
         jobs: session.jobs,
         no_owner: false,
         globals: false,
     };
-    stage_database(
-        session.repo,
-        comp,
-        &conn,
-        &d.staged,
-        &options,
-        session.progress,
-    )?;
+    stage_database(session.repo, comp, &conn, &d.staged, &options, progress)?;
     Ok(format!(
         "database {} staged as {}: {} tables, {} rows, every stream checked",
         d.live,
@@ -328,7 +330,12 @@ fn stage_db(session: &Session, comp: &PostgresComponent, d: &DatabaseSwitch) -> 
     ))
 }
 
-fn stage_tree(session: &Session, comp: &FilesComponent, f: &mut FilesSwitch) -> Result<String> {
+fn stage_tree(
+    session: &Session,
+    progress: &dyn Progress,
+    comp: &FilesComponent,
+    f: &mut FilesSwitch,
+) -> Result<String> {
     let dir = f
         .staging_dir
         .clone()
@@ -346,7 +353,7 @@ fn stage_tree(session: &Session, comp: &FilesComponent, f: &mut FilesSwitch) -> 
         &dir,
         Some(&f.live),
         session.jobs,
-        session.progress,
+        progress,
     )?;
     f.staged_inode = inode(&f.staged);
     Ok(format!(
