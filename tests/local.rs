@@ -131,6 +131,49 @@ fn diff_reports_added_removed_and_changed_files() {
 }
 
 #[test]
+fn diff_live_trusts_files_as_captured_and_read_all_reads_every_one() {
+    let env = Env::local();
+    let src = env.path("tree");
+    fixture(&src);
+    env.init();
+    env.create(&[&src], &[]);
+    std::fs::write(src.join("web/index.html"), b"<html>v2</html>").unwrap();
+    let files = walkdir::WalkDir::new(&src)
+        .into_iter()
+        .filter(|e| e.as_ref().unwrap().file_type().is_file())
+        .count();
+
+    let trusted = env.run(&["diff", "latest", "--live"]).ok().stdout;
+    let read = env
+        .run(&["diff", "latest", "--live", "--read-all"])
+        .ok()
+        .stdout;
+    for text in [&trusted, &read] {
+        assert!(
+            text.contains(&format!(
+                "M {} (content",
+                src.join("web/index.html").display()
+            )),
+            "{text}"
+        );
+        assert!(text.contains("0 added, 0 removed, 1 modified"), "{text}");
+    }
+    assert!(
+        trusted.contains(&format!(
+            "1 live files read, {} taken as captured",
+            files - 1
+        )),
+        "{trusted}"
+    );
+    assert!(
+        read.contains(&format!("{files} live files read, 0 taken as captured")),
+        "{read}"
+    );
+    env.run(&["diff", "latest", "--read-all"])
+        .fails(2, "--live");
+}
+
+#[test]
 fn restore_include_restores_only_that_subtree() {
     let env = Env::local();
     let src = env.path("tree");

@@ -5,9 +5,9 @@ use crate::error::Result;
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::{full_path, load_tree, FilesComponent, Node, NodeKind, Snapshot};
-use crate::source::files::{hash_unless_listed, scan_live, walk_live, Hashing};
+use crate::source::files::{hash_unless_listed, walk_live};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The kind of a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,41 +197,76 @@ fn diff_databases(a: &Snapshot, b: &Snapshot) -> Vec<Change> {
     out
 }
 
-/// Changes from snapshot `a` to the live trees it captured (the live files
-/// are hashed, nothing is downloaded).
-pub fn diff_live(repo: &Repository, a: &Snapshot, progress: &dyn Progress) -> Result<Vec<Change>> {
-    let old = flatten(repo, a)?;
+/// What changed from a snapshot to the live trees, and how it was told.
+#[derive(Debug, Clone, Default)]
+pub struct LiveDiff {
+    /// The changes, by full path.
+    pub changes: Vec<Change>,
+    /// Live files read and hashed.
+    pub files_read: u64,
+    /// Live files taken as captured without being read.
+    pub files_trusted: u64,
+}
+
+/// Changes from snapshot `a` to the live trees it captured. Nothing is
+/// downloaded; live files whose size, times and inode still match the
+/// captured node are taken as unchanged without being read (the rule by
+/// which a capture reuses them) unless `read_all`, which hashes every live
+/// file.
+pub fn diff_live(
+    repo: &Repository,
+    a: &Snapshot,
+    read_all: bool,
+    progress: &dyn Progress,
+) -> Result<LiveDiff> {
+    let mut captured = BTreeMap::new();
     let mut live = BTreeMap::new();
+    let mut out = LiveDiff::default();
     for fc in a.file_components() {
-        for n in scan_live(
-            std::path::Path::new(&fc.path),
-            &fc.excludes,
-            !fc.no_xattrs,
-            progress,
-        )? {
-            live.insert(full_path(&fc.path, &n.path), n);
-        }
+        let (c, l, read) = live_listing(repo, fc, read_all, progress)?;
+        let files = l.iter().filter(|n| n.kind == NodeKind::File).count() as u64;
+        out.files_read += read;
+        out.files_trusted += files - read;
+        captured.extend(c.into_values().map(|n| (full_path(&fc.path, &n.path), n)));
+        live.extend(l.into_iter().map(|n| (full_path(&fc.path, &n.path), n)));
     }
-    Ok(diff_maps(&old, &live))
+    out.changes = diff_maps(&captured, &live);
+    Ok(out)
 }
 
 /// Changes from one captured file component to its live tree, and the live
-/// listing (relative paths, as in the snapshot). Nothing is downloaded;
-/// live files whose size, times and inode still match the captured node
-/// are taken as unchanged without being read (the rule by which a capture
-/// reuses them), the others are hashed.
+/// listing (relative paths, as in the snapshot), by the rule of
+/// [`diff_live`] without `read_all`.
 pub fn diff_live_component(
     repo: &Repository,
     fc: &FilesComponent,
     progress: &dyn Progress,
 ) -> Result<(Vec<Change>, Vec<Node>)> {
+    let (captured, live, _) = live_listing(repo, fc, false, progress)?;
+    let changes = diff_maps(
+        &by_full_path(&fc.path, captured.values()),
+        &by_full_path(&fc.path, live.iter()),
+    );
+    Ok((changes, live))
+}
+
+/// A file component's captured listing by relative path, and its live
+/// tree walked (while the listing loads) and hashed: every file with
+/// `read_all`, else those the listing no longer describes; the last
+/// value is how many files were read.
+fn live_listing(
+    repo: &Repository,
+    fc: &FilesComponent,
+    read_all: bool,
+    progress: &dyn Progress,
+) -> Result<(HashMap<String, Node>, Vec<Node>, u64)> {
     let root = std::path::Path::new(&fc.path);
     let (captured, mut live) = std::thread::scope(|s| {
-        let loading = s.spawn(|| -> Result<std::collections::HashMap<String, Node>> {
+        let loading = s.spawn(|| -> Result<HashMap<String, Node>> {
             let nodes = load_tree(repo, &fc.tree)?;
             Ok(nodes.into_iter().map(|n| (n.path.clone(), n)).collect())
         });
-        let live = walk_live(root, &fc.excludes, !fc.no_xattrs, Hashing::None, progress);
+        let live = walk_live(root, &fc.excludes, !fc.no_xattrs);
         let captured = loading.join().unwrap_or_else(|_| {
             Err(crate::error::Error::new(
                 crate::error::ErrorKind::Source,
@@ -240,12 +275,9 @@ pub fn diff_live_component(
         });
         Ok::<_, crate::error::Error>((captured?, live?))
     })?;
-    hash_unless_listed(root, &mut live, &captured, progress)?;
-    let changes = diff_maps(
-        &by_full_path(&fc.path, captured.values()),
-        &by_full_path(&fc.path, live.iter()),
-    );
-    Ok((changes, live))
+    let trusted = if read_all { &HashMap::new() } else { &captured };
+    let read = hash_unless_listed(root, &mut live, trusted, progress)?;
+    Ok((captured, live, read))
 }
 
 /// Listing nodes by their full path under `root`, borrowed (not copied).

@@ -33,7 +33,7 @@ mod verify;
 
 pub use create::{create_snapshot, CreateOptions, CreateResult, FileSource, PostgresSource};
 pub use crypto::{Cipher, MasterKey};
-pub use diff::{diff_live, diff_live_component, diff_snapshots, Change, ChangeKind};
+pub use diff::{diff_live, diff_live_component, diff_snapshots, Change, ChangeKind, LiveDiff};
 pub use error::{Error, ErrorKind, Result};
 pub use export::{export_snapshot, import_bundle, ExportReport};
 pub use forget::{forget, Decided, ForgetGroup, ForgetOptions, ForgetReport};

@@ -13,15 +13,21 @@ pub struct Args {
     snapshot: String,
     /// The newer snapshot; omit it with --live.
     other: Option<String>,
-    /// Compare with the live files instead of a second snapshot.
+    /// Compare with the live files instead of a second snapshot. A file
+    /// whose size, times and inode are as captured is taken as unchanged
+    /// without being read, as `create` does.
     #[arg(long, conflicts_with = "other")]
     live: bool,
+    /// With --live: read and hash every live file, trusting no metadata.
+    #[arg(long, requires = "live")]
+    read_all: bool,
 }
 
 /// Runs `diff`.
 pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
     let repo = s.open()?;
     let (_, old) = super::pick(&repo, &a.snapshot, &[])?;
+    let mut how = None;
     let changes = match (&a.other, a.live) {
         (Some(o), false) => {
             let (_, new) = super::pick(&repo, o, &[])?;
@@ -30,9 +36,14 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
         (None, true) => {
             let bars = out.progress();
             bars_phase(&bars);
-            let c = diff_live(&repo, &old, &bars);
+            let d = diff_live(&repo, &old, a.read_all, &bars);
             bars.finish();
-            c?
+            let d = d?;
+            how = Some(format!(
+                "; {} live files read, {} taken as captured (same size, times and inode)",
+                d.files_read, d.files_trusted
+            ));
+            d.changes
         }
         _ => bail!("name a second snapshot, or pass --live to compare with the live files"),
     };
@@ -53,10 +64,11 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
         }
         let count = |k| changes.iter().filter(|c| c.kind == k).count();
         out.say(format!(
-            "{} added, {} removed, {} modified",
+            "{} added, {} removed, {} modified{}",
             count(ChangeKind::Added),
             count(ChangeKind::Removed),
-            count(ChangeKind::Modified)
+            count(ChangeKind::Modified),
+            how.unwrap_or_default()
         ));
     }
     Ok(exit::OK)
@@ -64,5 +76,5 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
 
 fn bars_phase(bars: &crate::output::Bars) {
     use backup_core::Progress;
-    bars.phase("hashing live files", None);
+    bars.phase("comparing live files", None);
 }

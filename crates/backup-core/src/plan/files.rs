@@ -11,7 +11,7 @@ use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::{FilesComponent, Node, NodeKind};
-use crate::source::files::{walk_live, Hashing};
+use crate::source::files::walk_live;
 use crate::system::FilesEntry;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -85,12 +85,8 @@ pub fn plan_files(
 
 /// The live listing of a tree, metadata only (nothing is read), as the
 /// fingerprint needs it.
-pub fn live_listing(
-    path: &Path,
-    excludes: &[String],
-    progress: &dyn Progress,
-) -> Result<Vec<Node>> {
-    walk_live(path, excludes, false, Hashing::None, progress)
+pub fn live_listing(path: &Path, excludes: &[String]) -> Result<Vec<Node>> {
+    walk_live(path, excludes, false)
 }
 
 /// One entry as the fingerprint sees it: path, type, size, mode, owner,

@@ -8,7 +8,6 @@ use super::files::{entry_digests, listing_fingerprint, live_listing};
 use super::live_db::{self, LiveDatabaseState};
 use super::Plan;
 use crate::error::Result;
-use crate::progress::NoProgress;
 use crate::system::System;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -43,7 +42,7 @@ pub fn live_moved(system: &System, plan: &Plan) -> Result<Vec<Moved>> {
             out.push(gone(&f.name));
             continue;
         };
-        let live = live_listing(&entry.path, &f.excludes, &NoProgress)?;
+        let live = live_listing(&entry.path, &f.excludes)?;
         if Some(listing_fingerprint(&live)) != planned(&f.name) {
             let what = match &f.live_listing {
                 Some(then) => files_moved(then, &entry_digests(&live)),

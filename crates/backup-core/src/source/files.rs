@@ -459,37 +459,12 @@ fn capture_file(
     Ok(Some(n))
 }
 
-/// Whether [`walk_live`] reads live files to hash their content.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Hashing {
-    /// No: file nodes carry their size from `lstat` and no `sha256` (see
-    /// [`hash_unless_listed`] to hash them afterwards).
-    None,
-    /// Every file.
-    All,
-}
-
-/// Walks a live tree and hashes its files without storing anything (for
-/// `diff --live`). Unreadable entries are reported as errors; sockets are
-/// left out, as capture leaves them out.
-pub fn scan_live(
-    root: &Path,
-    excludes: &[String],
-    xattrs: bool,
-    progress: &dyn Progress,
-) -> Result<Vec<Node>> {
-    walk_live(root, excludes, xattrs, Hashing::All, progress)
-}
-
-/// Walks a live tree into listing nodes (nothing is stored), hashing the
-/// files `hashing` asks for. A missing root is an empty tree.
-pub fn walk_live(
-    root: &Path,
-    excludes: &[String],
-    xattrs: bool,
-    hashing: Hashing,
-    progress: &dyn Progress,
-) -> Result<Vec<Node>> {
+/// Walks a live tree into listing nodes without reading any file: file
+/// nodes carry their size from `lstat` and no `sha256` (see
+/// [`hash_unless_listed`] to hash them afterwards). Nothing is stored;
+/// unreadable entries are errors; sockets are left out, as capture leaves
+/// them out. A missing root is an empty tree.
+pub fn walk_live(root: &Path, excludes: &[String], xattrs: bool) -> Result<Vec<Node>> {
     let set = build_excludes(excludes)?;
     let mut out = Vec::new();
     if std::fs::symlink_metadata(root).is_err() {
@@ -525,7 +500,7 @@ pub fn walk_live(
                     .map_err(|e| Error::io(format!("reading link {}", abs.display()), e))?;
                 n.set_target(t.as_os_str().as_bytes());
             }
-            NodeKind::File => live_content(abs, &mut n, &meta, hashing, progress)?,
+            NodeKind::File => n.size = meta.len(),
             _ => {}
         }
         out.push(n);
@@ -533,32 +508,19 @@ pub fn walk_live(
     Ok(out)
 }
 
-/// Fills in a live file's size and, as `hashing` asks, its SHA-256.
-fn live_content(
-    abs: &Path,
-    n: &mut Node,
-    meta: &Metadata,
-    hashing: Hashing,
-    progress: &dyn Progress,
-) -> Result<()> {
-    n.size = meta.len();
-    match hashing {
-        Hashing::None => Ok(()),
-        Hashing::All => hash_live(abs, n, progress),
-    }
-}
-
-/// Gives every file of a live listing that [`walk_live`] made with
-/// [`Hashing::None`] its SHA-256: the listed node's where it still
+/// Gives every file of a live listing that [`walk_live`] made its
+/// SHA-256: the listed node's where it still
 /// describes the file (size, times and inode, the rule by which a capture
 /// reuses a file unread), else read now. Walking first and hashing after
-/// lets the walk run while the listing loads.
+/// lets the walk run while the listing loads. Returns how many files were
+/// read.
 pub fn hash_unless_listed(
     root: &Path,
     live: &mut [Node],
     listing: &HashMap<String, Node>,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<u64> {
+    let mut read = 0;
     for n in live.iter_mut().filter(|n| n.kind == NodeKind::File) {
         let known = listing
             .get(&n.path)
@@ -574,10 +536,11 @@ pub fn hash_unless_listed(
                     root.join(std::ffi::OsStr::from_bytes(&rel))
                 };
                 hash_live(&abs, n, progress)?;
+                read += 1;
             }
         }
     }
-    Ok(())
+    Ok(read)
 }
 
 fn hash_live(abs: &Path, n: &mut Node, progress: &dyn Progress) -> Result<()> {
@@ -607,7 +570,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("same"), b"kept").unwrap();
         std::fs::write(dir.path().join("edited"), b"new content").unwrap();
-        let mut live = walk_live(dir.path(), &[], false, Hashing::None, &NoProgress).unwrap();
+        let mut live = walk_live(dir.path(), &[], false).unwrap();
         assert!(live.iter().all(|n| n.sha256.is_none()));
         // The listing vouches for `same` (with a made-up digest that only a
         // reuse could give) and is stale for `edited` (another size).
@@ -620,7 +583,8 @@ mod tests {
             }
             listing.insert(n.path.clone(), old);
         }
-        hash_unless_listed(dir.path(), &mut live, &listing, &NoProgress).unwrap();
+        let read = hash_unless_listed(dir.path(), &mut live, &listing, &NoProgress).unwrap();
+        assert_eq!(read, 1, "only the stale file is read");
         let of = |p: &str| live.iter().find(|n| n.path == p).unwrap().sha256.clone();
         assert_eq!(of("same").as_deref(), Some("listed"));
         assert_eq!(of("edited"), Some(sha(b"new content")));
@@ -631,9 +595,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("dms.conf");
         std::fs::write(&file, b"server {}").unwrap();
-        let mut live = walk_live(&file, &[], false, Hashing::None, &NoProgress).unwrap();
+        let mut live = walk_live(&file, &[], false).unwrap();
         assert_eq!(live.len(), 1);
-        hash_unless_listed(&file, &mut live, &HashMap::new(), &NoProgress).unwrap();
+        let read = hash_unless_listed(&file, &mut live, &HashMap::new(), &NoProgress).unwrap();
+        assert_eq!(read, 1);
         assert_eq!(live[0].sha256, Some(sha(b"server {}")));
     }
 }
