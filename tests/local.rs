@@ -173,6 +173,57 @@ fn diff_live_trusts_files_as_captured_and_read_all_reads_every_one() {
         .fails(2, "--live");
 }
 
+/// Sets `path`'s access time far before its modification time, so that
+/// any read moves it (`relatime`), and returns it.
+fn unread_since_long_ago(path: &Path) -> std::time::SystemTime {
+    let long_ago = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_times(std::fs::FileTimes::new().set_accessed(long_ago))
+        .unwrap();
+    long_ago
+}
+
+fn read_at(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().accessed().unwrap()
+}
+
+#[test]
+fn create_diff_and_an_in_place_restore_leave_access_times_alone() {
+    let env = Env::local();
+    let src = env.path("tree");
+    fixture(&src);
+    let main = src.join("api/dist/main.js");
+    let long_ago = unread_since_long_ago(&main);
+    env.init();
+    env.create(&[&src], &[]);
+    assert_eq!(read_at(&main), long_ago, "create read it as a use");
+    env.run(&["diff", "latest", "--live", "--read-all"]).ok();
+    assert_eq!(read_at(&main), long_ago, "diff --read-all read it as a use");
+    std::fs::write(src.join("web/index.html"), b"<html>v2</html>").unwrap();
+    let r = env
+        .run(&[
+            "restore",
+            "latest",
+            "--component",
+            "tree",
+            "--overwrite",
+            "--json",
+        ])
+        .ok()
+        .json();
+    // The unchanged files were copied from the live tree, now kept aside.
+    assert!(r["copied"].as_u64().unwrap() > 0, "{r}");
+    let kept = std::path::PathBuf::from(r["previous"].as_str().unwrap()).join("api/dist/main.js");
+    assert_eq!(
+        read_at(&kept),
+        long_ago,
+        "the copy from the live tree read it as a use"
+    );
+    // A plain read does move it on this file system: the checks above can fail.
+    std::fs::read(&kept).unwrap();
+    assert!(read_at(&kept) > long_ago);
+}
+
 #[test]
 fn restore_include_restores_only_that_subtree() {
     let env = Env::local();

@@ -11,8 +11,9 @@
 //!
 //! The current copy is opened beneath its root without following any
 //! symlink (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), non
-//! blocking, and only a regular file of the right size is read, so a FIFO
-//! or device planted in the live tree is never opened for reading.
+//! blocking, without moving its access time where allowed (`O_NOATIME`),
+//! and only a regular file of the right size is read, so a FIFO or device
+//! planted in the live tree is never opened for reading.
 
 use super::selection::{Item, STAGED};
 use crate::progress::Progress;
@@ -56,13 +57,21 @@ impl Seed {
         {
             return None;
         }
-        let fd = rustix::fs::openat2(
-            &self.parent,
-            &path[..],
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-        )
+        let open = |extra: OFlags| {
+            rustix::fs::openat2(
+                &self.parent,
+                &path[..],
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | extra,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+            )
+        };
+        // Its access time stays (`O_NOATIME`) where the file's owner or a
+        // privileged process asks.
+        let fd = match open(OFlags::NOATIME) {
+            Err(rustix::io::Errno::PERM) => open(OFlags::empty()),
+            other => other,
+        }
         .ok()?;
         let st = rustix::fs::fstat(&fd).ok()?;
         (FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && st.st_size as u64 == size)

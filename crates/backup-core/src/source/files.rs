@@ -410,6 +410,22 @@ pub fn capture_files(
     })
 }
 
+/// Opens a file for reading without moving its access time
+/// (`O_NOATIME`): reading it for a backup is not a use of it. Only the
+/// file's owner or a privileged process may ask for that; anyone else
+/// opens it plainly.
+pub(crate) fn open_unseen(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let unseen = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path);
+    match unseen {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
+        other => other,
+    }
+}
+
 /// Reads one file; `None` when it cannot be opened for lack of permission.
 fn capture_file(
     saver: &Saver,
@@ -417,7 +433,7 @@ fn capture_file(
     abs: &Path,
     progress: &dyn Progress,
 ) -> Result<Option<Node>> {
-    let file = match File::open(abs) {
+    let file = match open_unseen(abs) {
         Ok(f) => f,
         Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => return Ok(None),
         Err(err) => {
@@ -544,7 +560,7 @@ pub fn hash_unless_listed(
 }
 
 fn hash_live(abs: &Path, n: &mut Node, progress: &dyn Progress) -> Result<()> {
-    let mut f = File::open(abs).map_err(|e| {
+    let mut f = open_unseen(abs).map_err(|e| {
         Error::new(ErrorKind::Source, format!("cannot read {}", abs.display())).with_source(e)
     })?;
     let mut h = sha2::Sha256::new();
@@ -588,6 +604,36 @@ mod tests {
         let of = |p: &str| live.iter().find(|n| n.path == p).unwrap().sha256.clone();
         assert_eq!(of("same").as_deref(), Some("listed"));
         assert_eq!(of("edited"), Some(sha(b"new content")));
+    }
+
+    /// Sets `path`'s access time far before its modification time, so
+    /// that any read moves it (`relatime`), and returns it.
+    fn unread_since_long_ago(path: &Path) -> std::time::SystemTime {
+        let long_ago = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let f = File::options().write(true).open(path).unwrap();
+        f.set_times(std::fs::FileTimes::new().set_accessed(long_ago))
+            .unwrap();
+        long_ago
+    }
+
+    fn read_at(path: &Path) -> std::time::SystemTime {
+        std::fs::metadata(path).unwrap().accessed().unwrap()
+    }
+
+    #[test]
+    fn reading_for_a_backup_leaves_the_access_time_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("main.js");
+        std::fs::write(&file, b"console.log(1)").unwrap();
+        let long_ago = unread_since_long_ago(&file);
+        std::io::Read::read_to_end(&mut open_unseen(&file).unwrap(), &mut Vec::new()).unwrap();
+        assert_eq!(read_at(&file), long_ago);
+        let mut live = walk_live(&file, &[], false).unwrap();
+        hash_unless_listed(&file, &mut live, &HashMap::new(), &NoProgress).unwrap();
+        assert_eq!(read_at(&file), long_ago);
+        // A plain read does move it here: the check above can fail.
+        std::fs::read(&file).unwrap();
+        assert!(read_at(&file) > long_ago);
     }
 
     #[test]
