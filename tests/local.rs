@@ -173,22 +173,9 @@ fn diff_live_trusts_files_as_captured_and_read_all_reads_every_one() {
         .fails(2, "--live");
 }
 
-/// Sets `path`'s access time far before its modification time, so that
-/// any read moves it (`relatime`), and returns it.
-fn unread_since_long_ago(path: &Path) -> std::time::SystemTime {
-    let long_ago = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
-    let f = std::fs::File::options().write(true).open(path).unwrap();
-    f.set_times(std::fs::FileTimes::new().set_accessed(long_ago))
-        .unwrap();
-    long_ago
-}
-
-fn read_at(path: &Path) -> std::time::SystemTime {
-    std::fs::metadata(path).unwrap().accessed().unwrap()
-}
-
 #[test]
 fn create_diff_and_an_in_place_restore_leave_access_times_alone() {
+    use testkit::{read_at, unread_since_long_ago};
     let env = Env::local();
     let src = env.path("tree");
     fixture(&src);

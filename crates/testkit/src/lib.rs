@@ -24,6 +24,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
+/// Sets `path`'s access time far before its modification time, so that
+/// any read of the file moves it (`relatime`), and returns that time.
+pub fn unread_since_long_ago(path: &Path) -> std::time::SystemTime {
+    let long_ago = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let f = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open to set its access time");
+    f.set_times(std::fs::FileTimes::new().set_accessed(long_ago))
+        .expect("set the access time");
+    long_ago
+}
+
+/// When the file at `path` was last read (its access time).
+pub fn read_at(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.accessed())
+        .expect("the access time")
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so that test data neither
 /// compresses nor deduplicates by accident; the same seed gives the same bytes.
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {

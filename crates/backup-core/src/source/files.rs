@@ -606,22 +606,9 @@ mod tests {
         assert_eq!(of("edited"), Some(sha(b"new content")));
     }
 
-    /// Sets `path`'s access time far before its modification time, so
-    /// that any read moves it (`relatime`), and returns it.
-    fn unread_since_long_ago(path: &Path) -> std::time::SystemTime {
-        let long_ago = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
-        let f = File::options().write(true).open(path).unwrap();
-        f.set_times(std::fs::FileTimes::new().set_accessed(long_ago))
-            .unwrap();
-        long_ago
-    }
-
-    fn read_at(path: &Path) -> std::time::SystemTime {
-        std::fs::metadata(path).unwrap().accessed().unwrap()
-    }
-
     #[test]
     fn reading_for_a_backup_leaves_the_access_time_alone() {
+        use testkit::{read_at, unread_since_long_ago};
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("main.js");
         std::fs::write(&file, b"console.log(1)").unwrap();
