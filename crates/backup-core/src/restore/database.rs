@@ -352,6 +352,14 @@ fn swap(
     Ok(downtime)
 }
 
+/// Whether `jobs` index builds at once keep all `cores` of the server busy
+/// on their own: parallel workers for each build would then only add their
+/// coordination and split its sort memory (measured on two cores: a
+/// restore with two jobs took about a tenth less without them).
+fn builds_fill_cores(jobs: usize, cores: usize) -> bool {
+    jobs > 1 && jobs >= cores
+}
+
 fn run_pg_restore(
     pg_restore: &std::path::Path,
     archive: &std::path::Path,
@@ -373,6 +381,10 @@ fn run_pg_restore(
     // Index builds sort in memory rather than in temporary files.
     let mut pgoptions = std::env::var("PGOPTIONS").unwrap_or_default();
     pgoptions.push_str(" -c maintenance_work_mem=256MB -c synchronous_commit=off");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if section == "post-data" && info.is_local() && builds_fill_cores(jobs, cores) {
+        pgoptions.push_str(" -c max_parallel_maintenance_workers=0");
+    }
     cmd.arg(archive)
         .envs(info.tool_env())
         .env("PGOPTIONS", pgoptions.trim());
@@ -697,4 +709,19 @@ pub fn component_blobs(comp: &PostgresComponent) -> Vec<Id> {
         .into_iter()
         .flat_map(|(_, s)| s.blobs.iter().copied())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::builds_fill_cores;
+
+    #[test]
+    fn parallel_index_workers_stay_when_cores_are_left_over() {
+        assert!(builds_fill_cores(2, 2));
+        assert!(builds_fill_cores(4, 2));
+        // One build at a time: its workers use the other cores.
+        assert!(!builds_fill_cores(1, 2));
+        assert!(!builds_fill_cores(1, 1));
+        assert!(!builds_fill_cores(2, 16));
+    }
 }

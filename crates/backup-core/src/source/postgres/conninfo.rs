@@ -156,6 +156,14 @@ impl ConnInfo {
         }
     }
 
+    /// Whether the server runs on this machine: a Unix socket or a
+    /// loopback address.
+    pub fn is_local(&self) -> bool {
+        self.host.starts_with('/')
+            || matches!(self.host.as_str(), "localhost" | "::1")
+            || self.host.starts_with("127.")
+    }
+
     /// The database name.
     pub fn dbname(&self) -> &str {
         &self.dbname
@@ -384,6 +392,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!e.contains("pw@"), "{e}");
+    }
+
+    #[test]
+    fn a_socket_or_a_loopback_address_is_this_machine() {
+        let local = |s: &str| ConnInfo::parse(s).unwrap().is_local();
+        assert!(local("host=/var/run/postgresql dbname=dms"));
+        assert!(local("host=127.0.0.1 dbname=dms"));
+        assert!(local("host=localhost dbname=dms"));
+        assert!(local("postgresql://u@[::1]:5432/dms"));
+        assert!(!local("host=db.example.com dbname=dms"));
+        assert!(!local("host=10.0.0.7 dbname=dms"));
     }
 
     #[test]
