@@ -19,11 +19,7 @@ impl Output {
     pub fn progress(&self) -> Bars {
         let show = !self.json && !self.quiet && std::io::stderr().is_terminal();
         Bars {
-            main: Lane {
-                show,
-                multi: MultiProgress::new(),
-                bar: Mutex::new(None),
-            },
+            main: Lane::new(show, MultiProgress::new()),
         }
     }
 
@@ -55,11 +51,7 @@ impl Bars {
     #[cfg(test)]
     fn drawn_to(target: indicatif::ProgressDrawTarget) -> Bars {
         Bars {
-            main: Lane {
-                show: true,
-                multi: MultiProgress::with_draw_target(target),
-                bar: Mutex::new(None),
-            },
+            main: Lane::new(true, MultiProgress::with_draw_target(target)),
         }
     }
 
@@ -83,11 +75,7 @@ impl Progress for Bars {
     }
 
     fn lane(&self) -> Option<Box<dyn Progress + '_>> {
-        Some(Box::new(Lane {
-            show: self.main.show,
-            multi: self.main.multi.clone(),
-            bar: Mutex::new(None),
-        }))
+        Some(Box::new(Lane::new(self.main.show, self.main.multi.clone())))
     }
 }
 
@@ -99,6 +87,16 @@ struct Lane {
 }
 
 impl Lane {
+    /// A line of `multi`'s display, drawn only when `show`; no bar until
+    /// its first phase.
+    fn new(show: bool, multi: MultiProgress) -> Lane {
+        Lane {
+            show,
+            multi,
+            bar: Mutex::new(None),
+        }
+    }
+
     /// Removes this line's bar.
     fn clear(&self) {
         if let Some(b) = self.bar.lock().expect("lock").take() {
