@@ -212,6 +212,63 @@ fn create_diff_and_an_in_place_restore_leave_access_times_alone() {
 }
 
 #[test]
+fn a_reader_who_owns_none_of_the_files_still_captures_hashes_and_copies_them() {
+    // The kernel allows `O_NOATIME` only to a file's owner (or root) and
+    // answers anyone else with EPERM: such a reader must open the file
+    // plainly, not skip it. Root writes the tree; `nobody` backs it up.
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = Env::local();
+    std::os::unix::fs::chown(env.dir.path(), Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let src = env.path("tree");
+    let main = src.join("api/main.js");
+    std::fs::create_dir_all(main.parent().unwrap()).unwrap();
+    std::fs::write(&main, random_bytes(7, 300_000)).unwrap();
+    std::fs::write(src.join("index.html"), b"<html>v1</html>").unwrap();
+    assert_eq!(std::fs::metadata(&main).unwrap().uid(), 0);
+    env.run_as_nobody(&["init"]).ok();
+    env.run_as_nobody(&["create", "--files", src.to_str().unwrap()])
+        .ok();
+    let out = env.path("out");
+    env.run(&["restore", "latest", "--target", out.to_str().unwrap()])
+        .ok();
+    let got = restored(&out, &src);
+    assert_eq!(
+        std::fs::read(got.join("api/main.js")).unwrap(),
+        std::fs::read(&main).unwrap(),
+        "a file nobody does not own was not captured"
+    );
+    let diff = env
+        .run_as_nobody(&["diff", "latest", "--live", "--read-all"])
+        .ok();
+    assert!(diff.stdout.contains("2 live files read"), "{}", diff.stdout);
+    std::fs::write(src.join("index.html"), b"<html>version 2</html>").unwrap();
+    let r = env
+        .run_as_nobody(&[
+            "restore",
+            "latest",
+            "--component",
+            "tree",
+            "--overwrite",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        r["copied"], 1,
+        "main.js was not copied from the live tree: {r}"
+    );
+    assert_eq!(
+        std::fs::read(&main).unwrap(),
+        std::fs::read(got.join("api/main.js")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(src.join("index.html")).unwrap(),
+        b"<html>v1</html>"
+    );
+}
+
+#[test]
 fn restore_include_restores_only_that_subtree() {
     let env = Env::local();
     let src = env.path("tree");

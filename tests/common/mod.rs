@@ -125,6 +125,29 @@ impl Env {
         Run::from(self.cmd(args).output().expect("spawn backup"))
     }
 
+    /// Runs `backup ARGS` as user and group `nobody` (`setpriv`), who owns
+    /// nothing but what the test gives them. The binary is copied into the
+    /// workspace first, so no directory above the build needs to be theirs
+    /// to enter.
+    pub fn run_as_nobody(&self, args: &[&str]) -> Run {
+        let own = self.path("backup-as-nobody");
+        if !own.exists() {
+            std::fs::copy(bin(), &own).expect("copy the backup binary");
+        }
+        let inner = self.cmd(args);
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&own)
+            .args(inner.get_args());
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        Run::from(c.output().expect("spawn setpriv"))
+    }
+
     /// `backup init` that must succeed.
     pub fn init(&self) {
         self.run(&["init"]).ok();
