@@ -85,22 +85,6 @@ fn missing_sources_and_bad_patterns_fail_before_any_write() {
     assert!(files_under(&Path::new(&env.repo).join("snapshots")).is_empty());
 }
 
-/// Runs the binary as `nobody` when we are root, so that permissions bite.
-fn as_unprivileged(env: &Env, args: &[&str]) -> Run {
-    if is_root() {
-        std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let mut c = Command::new("runuser");
-        c.args(["-u", "nobody", "--"]).arg(bin()).args(args);
-        c.env("BACKUP_REPOSITORY", &env.repo)
-            .env("BACKUP_PASSWORD", env.password.as_deref().unwrap());
-        c.env("XDG_CACHE_HOME", env.dir.path().join("cache-nobody"))
-            .env("HOME", env.dir.path());
-        Run::from(c.output().unwrap())
-    } else {
-        env.run(args)
-    }
-}
-
 fn open_up(p: &Path) {
     for e in walkdir::WalkDir::new(p) {
         let e = e.unwrap();
@@ -123,20 +107,17 @@ fn unreadable_source_files_fail_the_run_or_are_skipped_on_request() {
         std::fs::Permissions::from_mode(0o000),
     )
     .unwrap();
-    let r = as_unprivileged(&env, &["create", "--files", src.to_str().unwrap()]);
+    let r = env.run_unprivileged(&["create", "--files", src.to_str().unwrap()]);
     let r = r.fails(8, "config/.env");
     assert!(r.stderr.contains("--skip-unreadable"));
     assert!(files_under(&Path::new(&env.repo).join("snapshots")).is_empty());
-    let r = as_unprivileged(
-        &env,
-        &[
-            "create",
-            "--json",
-            "--skip-unreadable",
-            "--files",
-            src.to_str().unwrap(),
-        ],
-    );
+    let r = env.run_unprivileged(&[
+        "create",
+        "--json",
+        "--skip-unreadable",
+        "--files",
+        src.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 10, "{r:?}");
     let out = r.json();
     assert!(out["warnings"][0].as_str().unwrap().contains("config/.env"));
@@ -159,10 +140,7 @@ fn read_only_target_fails_cleanly() {
     std::fs::create_dir_all(&parent).unwrap();
     std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o555)).unwrap();
     let target = parent.join("out");
-    let r = as_unprivileged(
-        &env,
-        &["restore", "latest", "--target", target.to_str().unwrap()],
-    );
+    let r = env.run_unprivileged(&["restore", "latest", "--target", target.to_str().unwrap()]);
     r.fails(9, "staging");
     assert!(!target.exists());
     assert_eq!(std::fs::read_dir(&parent).unwrap().count(), 0);

@@ -216,18 +216,14 @@ fn a_reader_who_owns_none_of_the_files_still_captures_hashes_and_copies_them() {
     // The kernel allows `O_NOATIME` only to a file's owner (or root) and
     // answers anyone else with EPERM: such a reader must open the file
     // plainly, not skip it. Root writes the tree; `nobody` backs it up.
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let env = Env::local();
-    std::os::unix::fs::chown(env.dir.path(), Some(65534), Some(65534)).unwrap();
-    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let src = env.path("tree");
     let main = src.join("api/main.js");
     std::fs::create_dir_all(main.parent().unwrap()).unwrap();
     std::fs::write(&main, random_bytes(7, 300_000)).unwrap();
     std::fs::write(src.join("index.html"), b"<html>v1</html>").unwrap();
-    assert_eq!(std::fs::metadata(&main).unwrap().uid(), 0);
-    env.run_as_nobody(&["init"]).ok();
-    env.run_as_nobody(&["create", "--files", src.to_str().unwrap()])
+    env.run_unprivileged(&["init"]).ok();
+    env.run_unprivileged(&["create", "--files", src.to_str().unwrap()])
         .ok();
     let out = env.path("out");
     env.run(&["restore", "latest", "--target", out.to_str().unwrap()])
@@ -239,12 +235,12 @@ fn a_reader_who_owns_none_of_the_files_still_captures_hashes_and_copies_them() {
         "a file nobody does not own was not captured"
     );
     let diff = env
-        .run_as_nobody(&["diff", "latest", "--live", "--read-all"])
+        .run_unprivileged(&["diff", "latest", "--live", "--read-all"])
         .ok();
     assert!(diff.stdout.contains("2 live files read"), "{}", diff.stdout);
     std::fs::write(src.join("index.html"), b"<html>version 2</html>").unwrap();
     let r = env
-        .run_as_nobody(&[
+        .run_unprivileged(&[
             "restore",
             "latest",
             "--component",

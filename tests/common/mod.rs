@@ -125,19 +125,19 @@ impl Env {
         Run::from(self.cmd(args).output().expect("spawn backup"))
     }
 
-    /// Runs `backup ARGS` as user and group `nobody` (`setpriv`), who owns
-    /// nothing but what the test gives them. The binary is copied into the
-    /// workspace first, so no directory above the build needs to be theirs
-    /// to enter.
-    pub fn run_as_nobody(&self, args: &[&str]) -> Run {
-        let own = self.path("backup-as-nobody");
-        if !own.exists() {
-            std::fs::copy(bin(), &own).expect("copy the backup binary");
+    /// Runs `backup ARGS` as `nobody` when we are root, so that permissions
+    /// bite, and as ourselves otherwise. Opens the workspace directory to
+    /// everyone (0777) so that they can write in it; their cache is
+    /// `cache-nobody`.
+    pub fn run_unprivileged(&self, args: &[&str]) -> Run {
+        if !is_root() {
+            return self.run(args);
         }
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let inner = self.cmd(args);
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(&own)
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--"])
+            .arg(inner.get_program())
             .args(inner.get_args());
         for (k, v) in inner.get_envs() {
             match v {
@@ -145,7 +145,9 @@ impl Env {
                 None => c.env_remove(k),
             };
         }
-        Run::from(c.output().expect("spawn setpriv"))
+        c.env("XDG_CACHE_HOME", self.path("cache-nobody"))
+            .env("HOME", self.dir.path());
+        Run::from(c.output().expect("spawn runuser"))
     }
 
     /// `backup init` that must succeed.
