@@ -236,8 +236,8 @@ type Planned<T> = Vec<(T, String)>;
 const FILE_PLANNERS: usize = 2;
 
 /// Plans the databases (one thread) and the file trees ([`FILE_PLANNERS`]
-/// at a time) side by side: each component's plan with its live
-/// fingerprint.
+/// at a time) side by side, each on a progress lane of its own: each
+/// component's plan with its live fingerprint.
 fn plan_components(
     repo: &Repository,
     pairs: &Pairs<'_>,
@@ -252,8 +252,9 @@ fn plan_components(
                 .map(|(e, c)| database::plan_database(repo, e, c, &*lane))
                 .collect::<Result<Vec<_>>>()
         });
+        // Each tree on a line of its own: two are planned at once.
         let files = crate::parallel::map_parallel(&pairs.files, FILE_PLANNERS, |(e, c)| {
-            files::plan_files(repo, e, c, progress)
+            files::plan_files(repo, e, c, &*crate::progress::beside(progress))
         });
         let dbs = dbs.join().unwrap_or_else(|_| {
             Err(Error::new(
