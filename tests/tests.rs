@@ -12,6 +12,7 @@ mod fidelity;
 mod forget;
 mod local;
 mod postgres;
+mod power_loss;
 mod prune;
 mod rollback;
 mod s3;

@@ -87,6 +87,18 @@ impl DirHandle {
             .map_err(|e| target_err(format!("cannot size {}", shown(rel)), e))
     }
 
+    /// Writes everything cached for the directory's file system to disk
+    /// (`syncfs`): a staged copy survives a power loss before it replaces
+    /// anything.
+    pub fn sync_filesystem(&self, what: &Path) -> Result<()> {
+        rustix::fs::syncfs(&self.fd).map_err(|e| {
+            target_err(
+                format!("cannot write the staged copy {} to disk", what.display()),
+                e,
+            )
+        })
+    }
+
     /// Opens the regular file `rel` for writing or reading.
     pub fn open_file(&self, rel: &[u8], write: bool) -> Result<File> {
         let mode = if write {

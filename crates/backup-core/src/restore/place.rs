@@ -116,6 +116,7 @@ pub fn put_in_place(staging: &mut StagingDir, target: &Path) -> Result<Option<Pa
     let staged = staging.path().join(std::ffi::OsStr::from_bytes(STAGED));
     if staging.inside {
         fill_mount_point(&staged, target)?;
+        sync_dir(target).map_err(|e| e.with_kind(ErrorKind::Target))?;
         return Ok(None);
     }
     let inode = |p: &Path| {
@@ -136,7 +137,26 @@ pub fn put_in_place(staging: &mut StagingDir, target: &Path) -> Result<Option<Pa
             ))
         });
     }
-    placed
+    let placed = placed?;
+    sync_parent(target)?;
+    Ok(placed)
+}
+
+/// Makes a rename or removal in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))
+}
+
+/// Makes the renames next to `path` durable: a restore that returned is
+/// in place after a power loss.
+pub(crate) fn sync_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => sync_dir(p),
+        _ => sync_dir(Path::new(".")),
+    }
+    .map_err(|e| e.with_kind(ErrorKind::Target))
 }
 
 /// Whether `path` is a directory on another filesystem than its parent.

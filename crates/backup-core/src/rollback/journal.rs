@@ -5,6 +5,7 @@
 
 use super::switch::Switch;
 use crate::error::{Error, Result};
+use crate::restore::place::sync_dir;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -279,11 +280,4 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)?;
     sync_dir(dir)
-}
-
-/// Makes a rename or removal in `dir` durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))
 }

@@ -10,6 +10,7 @@
 //! live.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::restore::place::sync_parent;
 use crate::restore::{database_exists, maintenance};
 use crate::source::postgres::catalog::ident;
 use crate::source::postgres::conninfo::{db_error, ConnInfo};
@@ -205,13 +206,6 @@ pub(crate) fn remove_path(path: &Path) -> Result<()> {
         Ok(_) => std::fs::remove_file(path),
     };
     r.map_err(|e| target_err(format!("cannot remove {}", path.display()), e))
-}
-
-fn sync_parent(path: &Path) -> Result<()> {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => super::journal::sync_dir(p),
-        _ => Ok(()),
-    }
 }
 
 /// Which of the three names exist: (live, staged, kept).

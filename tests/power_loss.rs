@@ -1,0 +1,130 @@
+//! Power loss, as the disk saw it. The tree lives on an ext4 file system
+//! in a file, mounted through a loop device: that file holds exactly what
+//! reached the "disk", so a copy of it taken the moment a command returns
+//! is what a power loss then would leave. The copy is recovered with
+//! `e2fsck` (which replays the journal) and mounted read-only, and what
+//! the command put in place must be there whole.
+
+use crate::common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn must(c: &mut Command) {
+    let out = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An ext4 file system in `dir/disk.img`, mounted at `dir/mnt` until drop.
+struct LoopFs {
+    dir: PathBuf,
+    mnt: PathBuf,
+}
+
+impl LoopFs {
+    /// A fresh 128 MiB file system.
+    fn new(dir: &Path) -> LoopFs {
+        std::fs::create_dir_all(dir).unwrap();
+        let img = dir.join("disk.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(128 << 20)
+            .unwrap();
+        must(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
+        LoopFs::mount(dir, &img, "rw")
+    }
+
+    fn mount(dir: &Path, img: &Path, mode: &str) -> LoopFs {
+        let mnt = dir.join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        must(
+            Command::new("mount")
+                .args(["-o", &format!("loop,{mode}")])
+                .arg(img)
+                .arg(&mnt),
+        );
+        LoopFs {
+            dir: dir.to_path_buf(),
+            mnt,
+        }
+    }
+
+    /// The disk as a power loss now would leave it: a copy of the image,
+    /// its journal replayed, mounted read-only under `dir`.
+    fn after_power_loss(&self, dir: &Path) -> LoopFs {
+        std::fs::create_dir_all(dir).unwrap();
+        let copy = dir.join("disk.img");
+        std::fs::copy(self.dir.join("disk.img"), &copy).unwrap();
+        // 0: clean, 1: errors corrected (a replayed journal may say so).
+        let fsck = Command::new("e2fsck")
+            .args(["-f", "-y"])
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(
+            fsck.status.code().is_some_and(|c| c <= 1),
+            "e2fsck could not recover the image: {}",
+            String::from_utf8_lossy(&fsck.stdout)
+        );
+        LoopFs::mount(dir, &copy, "ro")
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+    }
+}
+
+/// `files` files; `round` picks their content and size.
+fn write_tree(tree: &Path, round: u64, files: u64) {
+    std::fs::create_dir_all(tree).unwrap();
+    for i in 0..files {
+        let size = 200_000 - round as usize * 50_000;
+        std::fs::write(
+            tree.join(format!("f{i}.bin")),
+            random_bytes(round * 100 + i, size),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn an_in_place_restore_is_on_disk_when_it_returns() {
+    if !is_root() {
+        eprintln!("mounting a loop file system needs root: run the suite as root");
+        return;
+    }
+    let env = Env::local();
+    let disk = LoopFs::new(&env.path("disk"));
+    let tree = disk.mnt.join("tree");
+    write_tree(&tree, 0, 16);
+    env.init();
+    env.create(&[&tree], &[]);
+    let want = digest(&tree);
+    // The deployment rewrites half the files, and reaches the disk.
+    write_tree(&tree, 1, 8);
+    must(Command::new("sync").arg("-f").arg(&tree));
+    let r = env
+        .run(&[
+            "restore",
+            "latest",
+            "--component",
+            "tree",
+            "--overwrite",
+            "--json",
+        ])
+        .ok()
+        .json();
+    // Both ways in: copied from the live tree, and read from the repository.
+    assert_eq!(r["copied"], 8, "{r}");
+    let crashed = disk.after_power_loss(&env.path("crashed"));
+    assert_eq!(
+        digest(&crashed.mnt.join("tree")),
+        want,
+        "after a power loss the restored tree is not the snapshot's"
+    );
+}
