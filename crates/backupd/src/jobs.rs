@@ -267,6 +267,7 @@ fn run_drill(
         let options = RestoreOptions {
             target: scratch.clone(),
             workers: 2,
+            scratch: true,
             ..RestoreOptions::default()
         };
         let r = restore_files(repo, &snap, &options, progress);

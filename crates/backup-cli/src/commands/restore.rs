@@ -156,6 +156,7 @@ pub fn run(s: &Settings, mut a: Args, out: Output) -> Result<i32> {
             overwrite: a.overwrite,
             workers: a.threads,
             no_xattrs: a.no_xattrs,
+            scratch: false,
         };
         let bars = out.progress();
         let r = restore_files(&repo, &snap, &options, &bars);

@@ -3,7 +3,7 @@
 //! staged copy moved into place. Entries are created relative to a handle
 //! on the staging directory (see [`super::handle`]).
 
-use super::handle::{shown, DirHandle};
+use super::handle::{shown, start_writeback, DirHandle};
 use super::place::{occupied, put_in_place, StagingDir};
 use super::seed::Seed;
 use super::selection::{select_all, select_path, Item, Listing, Selection};
@@ -37,6 +37,9 @@ pub struct RestoreOptions {
     pub workers: usize,
     /// Leave extended attributes out.
     pub no_xattrs: bool,
+    /// The copy is only checked, then removed (the daemon's restore drill):
+    /// it is not written to disk before the restore returns.
+    pub scratch: bool,
 }
 
 /// What a restore did.
@@ -126,15 +129,12 @@ pub fn restore_files(
     let mut staging = StagingDir::for_target(&target)?;
     // An in-place restore copies what is unchanged from the target itself.
     let current = occupied(&target).then_some(target.as_path());
-    let staged = stage_selection(
-        repo,
-        &sel,
-        staging.path(),
-        current,
-        options.workers,
-        options.no_xattrs,
-        progress,
-    )?;
+    let how = HowStaged {
+        workers: options.workers,
+        no_xattrs: options.no_xattrs,
+        durable: !options.scratch,
+    };
+    let staged = stage_selection(repo, &sel, staging.path(), current, how, progress)?;
     let previous = put_in_place(&mut staging, &target)?;
     Ok(RestoreReport {
         target,
@@ -146,6 +146,18 @@ pub fn restore_files(
         previous,
         duration_secs: start.elapsed().as_secs_f64(),
     })
+}
+
+/// How a selection is staged.
+#[derive(Debug, Clone, Copy)]
+struct HowStaged {
+    /// Parallel workers (0: one per core).
+    workers: usize,
+    /// Leave extended attributes out.
+    no_xattrs: bool,
+    /// Write the staged copy to disk before returning, so that it survives
+    /// a power loss once it replaces anything.
+    durable: bool,
 }
 
 /// What staging wrote.
@@ -164,7 +176,7 @@ pub(crate) struct Staged {
 
 /// Restores a selection into entry [`super::selection::STAGED`] of the
 /// directory `staging`, checks every file against its SHA-256, applies
-/// the metadata and writes it all to disk. With `current` (the path the staged copy will replace),
+/// the metadata and (when `how.durable`) writes it all to disk. With `current` (the path the staged copy will replace),
 /// files are first copied from there and only those that do not match are
 /// read from the repository. Nothing outside `staging` is written; the
 /// caller holds the repository lock.
@@ -173,17 +185,16 @@ fn stage_selection(
     sel: &Selection,
     staging: &std::path::Path,
     current: Option<&std::path::Path>,
-    workers: usize,
-    no_xattrs: bool,
+    how: HowStaged,
     progress: &dyn Progress,
 ) -> Result<Staged> {
     let dir = DirHandle::open(staging)?;
     create_skeleton(&dir, sel)?;
     let items = &sel.items;
-    let workers = if workers == 0 {
+    let workers = if how.workers == 0 {
         default_workers()
     } else {
-        workers
+        how.workers
     };
     let contents: Vec<usize> = (0..items.len())
         .filter(|i| items[*i].node.kind == NodeKind::File && items[*i].link.is_none())
@@ -202,9 +213,11 @@ fn stage_selection(
     if let Some(i) = mismatched.first() {
         return Err(mismatch(&items[*i]));
     }
-    apply_metadata(&dir, items, no_xattrs)?;
-    progress.phase("writing the staged copy to disk", None);
-    dir.sync_filesystem(staging)?;
+    apply_metadata(&dir, items, how.no_xattrs)?;
+    if how.durable {
+        progress.phase("writing the staged copy to disk", None);
+        dir.sync_filesystem(staging)?;
+    }
     let files = items
         .iter()
         .filter(|i| i.node.kind == NodeKind::File)
@@ -270,15 +283,12 @@ pub(crate) fn stage_component(
         nodes: load_tree(repo, &fc.tree)?,
     }];
     let sel = select_path(listings, &fc.path, &[])?;
-    stage_selection(
-        repo,
-        &sel,
-        staging,
-        current,
+    let how = HowStaged {
         workers,
-        fc.no_xattrs,
-        progress,
-    )
+        no_xattrs: fc.no_xattrs,
+        durable: true,
+    };
+    stage_selection(repo, &sel, staging, current, how, progress)
 }
 
 /// Creates every entry: directories, links, FIFOs and devices as they are,
@@ -485,15 +495,6 @@ fn matches_snapshot(
     Ok(n == it.node.size && Some(&got) == it.node.sha256.as_ref())
 }
 
-/// Asks the kernel to start writing a staged file to disk now, without
-/// waiting, so that the disk works while the rest is staged and the
-/// `syncfs` that ends staging finds little left. `POSIX_FADV_DONTNEED`
-/// starts the write-back of the file's dirty pages and drops only the pages
-/// already clean (PostgreSQL's `pg_flush_data` does the same where
-/// `sync_file_range` is missing). Only a hint: a failure changes nothing.
-fn start_writeback(f: &std::fs::File) {
-    let _ = rustix::fs::fadvise(f, 0, 0, rustix::fs::Advice::DontNeed);
-}
 
 /// The error for a file written from the repository that does not match
 /// its SHA-256 when read back.

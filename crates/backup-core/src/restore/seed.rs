@@ -134,5 +134,6 @@ fn copy_current(seed: &Seed, dir: &super::handle::DirHandle, it: &Item) -> bool 
             Ok(_) => {}
         }
     }
+    super::handle::start_writeback(&to);
     true
 }
