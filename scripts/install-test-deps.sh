@@ -50,8 +50,9 @@ fi
 
 # restic and zstd, for the comparison benchmarks; setfattr (attr), setfacl
 # (acl) and setcap (libcap2-bin) for the file fidelity tests; promtool and
-# prometheus (prometheus) for the daemon's metrics tests.
-for pair in restic:restic zstd:zstd setfattr:attr setfacl:acl setcap:libcap2-bin promtool:prometheus; do
+# prometheus (prometheus) for the daemon's metrics tests; mkfs.ext4 and
+# e2fsck (e2fsprogs) and mount for the power-loss tests' loop file systems.
+for pair in restic:restic zstd:zstd setfattr:attr setfacl:acl setcap:libcap2-bin promtool:prometheus mkfs.ext4:e2fsprogs e2fsck:e2fsprogs mount:mount; do
     tool="${pair%%:*}"
     package="${pair##*:}"
     if command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/sbin/$tool" ]; then

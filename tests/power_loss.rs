@@ -6,6 +6,8 @@
 //! the command put in place must be there whole.
 
 use crate::common::*;
+use crate::rollback::files::deployed;
+use crate::rollback::support::{Hooks, System};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -18,15 +20,15 @@ fn must(c: &mut Command) {
     );
 }
 
-/// An ext4 file system in `dir/disk.img`, mounted at `dir/mnt` until drop.
+/// An ext4 file system in an image file, mounted until drop.
 struct LoopFs {
-    dir: PathBuf,
+    img: PathBuf,
     mnt: PathBuf,
 }
 
 impl LoopFs {
-    /// A fresh 128 MiB file system.
-    fn new(dir: &Path) -> LoopFs {
+    /// A fresh 128 MiB file system in `dir/disk.img`, mounted at `mnt`.
+    fn new(dir: &Path, mnt: &Path) -> LoopFs {
         std::fs::create_dir_all(dir).unwrap();
         let img = dir.join("disk.img");
         std::fs::File::create(&img)
@@ -34,30 +36,29 @@ impl LoopFs {
             .set_len(128 << 20)
             .unwrap();
         must(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
-        LoopFs::mount(dir, &img, "rw")
+        LoopFs::mount(img, mnt, "rw")
     }
 
-    fn mount(dir: &Path, img: &Path, mode: &str) -> LoopFs {
-        let mnt = dir.join("mnt");
-        std::fs::create_dir_all(&mnt).unwrap();
+    fn mount(img: PathBuf, mnt: &Path, mode: &str) -> LoopFs {
+        std::fs::create_dir_all(mnt).unwrap();
         must(
             Command::new("mount")
                 .args(["-o", &format!("loop,{mode}")])
-                .arg(img)
-                .arg(&mnt),
+                .arg(&img)
+                .arg(mnt),
         );
         LoopFs {
-            dir: dir.to_path_buf(),
-            mnt,
+            img,
+            mnt: mnt.to_path_buf(),
         }
     }
 
-    /// The disk as a power loss now would leave it: a copy of the image,
-    /// its journal replayed, mounted read-only under `dir`.
+    /// The disk as a power loss now would leave it: a copy of the image in
+    /// `dir`, its journal replayed, mounted read-only at `dir/mnt`.
     fn after_power_loss(&self, dir: &Path) -> LoopFs {
         std::fs::create_dir_all(dir).unwrap();
         let copy = dir.join("disk.img");
-        std::fs::copy(self.dir.join("disk.img"), &copy).unwrap();
+        std::fs::copy(&self.img, &copy).unwrap();
         // 0: clean, 1: errors corrected (a replayed journal may say so).
         let fsck = Command::new("e2fsck")
             .args(["-f", "-y"])
@@ -69,7 +70,7 @@ impl LoopFs {
             "e2fsck could not recover the image: {}",
             String::from_utf8_lossy(&fsck.stdout)
         );
-        LoopFs::mount(dir, &copy, "ro")
+        LoopFs::mount(copy, &dir.join("mnt"), "ro")
     }
 }
 
@@ -92,14 +93,21 @@ fn write_tree(tree: &Path, round: u64, files: u64) {
     }
 }
 
-#[test]
-fn an_in_place_restore_is_on_disk_when_it_returns() {
+/// Whether loop file systems can be mounted here (root only).
+fn can_mount() -> bool {
     if !is_root() {
         eprintln!("mounting a loop file system needs root: run the suite as root");
+    }
+    is_root()
+}
+
+#[test]
+fn an_in_place_restore_is_on_disk_when_it_returns() {
+    if !can_mount() {
         return;
     }
     let env = Env::local();
-    let disk = LoopFs::new(&env.path("disk"));
+    let disk = LoopFs::new(&env.path("disk"), &env.path("disk/mnt"));
     let tree = disk.mnt.join("tree");
     write_tree(&tree, 0, 16);
     env.init();
@@ -127,4 +135,33 @@ fn an_in_place_restore_is_on_disk_when_it_returns() {
         want,
         "after a power loss the restored tree is not the snapshot's"
     );
+}
+
+#[test]
+fn a_rollback_is_on_disk_when_it_returns() {
+    if !can_mount() {
+        return;
+    }
+    let sys = System::new(&[], &Hooks::default());
+    // The release trees (`srv/dms/api` and `srv/dms/web`) on the loop disk.
+    let disk = LoopFs::new(&sys.env.path("disk"), &sys.env.path("srv"));
+    let (v1, _, _) = deployed(&sys);
+    must(Command::new("sync").arg("-f").arg(&disk.mnt));
+    sys.run(&[
+        "rollback",
+        "latest",
+        "--tag",
+        "pre-deploy",
+        "--yes",
+        "--no-safety-snapshot",
+    ])
+    .ok();
+    let crashed = disk.after_power_loss(&sys.env.path("crashed"));
+    for tree in ["api", "web"] {
+        assert_eq!(
+            digest(&crashed.mnt.join("dms").join(tree)),
+            v1[tree],
+            "after a power loss tree {tree} is not the snapshot's"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! Hooks write what they see to a log, so their order is checked too.
 
 mod crash;
-mod files;
+pub(crate) mod files;
 mod postgres;
 mod refusals;
 mod salvage;

@@ -495,7 +495,6 @@ fn matches_snapshot(
     Ok(n == it.node.size && Some(&got) == it.node.sha256.as_ref())
 }
 
-
 /// The error for a file written from the repository that does not match
 /// its SHA-256 when read back.
 fn mismatch(it: &Item) -> Error {
