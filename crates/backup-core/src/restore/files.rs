@@ -176,9 +176,10 @@ pub(crate) struct Staged {
 
 /// Restores a selection into entry [`super::selection::STAGED`] of the
 /// directory `staging`, checks every file against its SHA-256, applies
-/// the metadata and (when `how.durable`) writes it all to disk. With `current` (the path the staged copy will replace),
-/// files are first copied from there and only those that do not match are
-/// read from the repository. Nothing outside `staging` is written; the
+/// the metadata and (when `how.durable`) writes it all to disk. With
+/// `current` (the path the staged copy will replace), files are first
+/// copied from there and only those that do not match are read from the
+/// repository. Nothing outside `staging` is written; the
 /// caller holds the repository lock.
 fn stage_selection(
     repo: &Repository,

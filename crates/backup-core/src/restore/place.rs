@@ -138,7 +138,12 @@ pub fn put_in_place(staging: &mut StagingDir, target: &Path) -> Result<Option<Pa
         });
     }
     let placed = placed?;
-    sync_parent(target)?;
+    sync_parent(target).map_err(|e| {
+        e.context(format!(
+            "the restored copy is in place at {}, but may not be on disk yet",
+            target.display()
+        ))
+    })?;
     Ok(placed)
 }
 
