@@ -187,17 +187,7 @@ fn create_diff_and_an_in_place_restore_leave_access_times_alone() {
     env.run(&["diff", "latest", "--live", "--read-all"]).ok();
     assert_eq!(read_at(&main), long_ago, "diff --read-all read it as a use");
     std::fs::write(src.join("web/index.html"), b"<html>v2</html>").unwrap();
-    let r = env
-        .run(&[
-            "restore",
-            "latest",
-            "--component",
-            "tree",
-            "--overwrite",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let r = env.run(&RESTORE_TREE_IN_PLACE).ok().json();
     // The unchanged files were copied from the live tree, now kept aside.
     assert!(r["copied"].as_u64().unwrap() > 0, "{r}");
     let kept = std::path::PathBuf::from(r["previous"].as_str().unwrap()).join("api/dist/main.js");
@@ -239,17 +229,7 @@ fn a_reader_who_owns_none_of_the_files_still_captures_hashes_and_copies_them() {
         .ok();
     assert!(diff.stdout.contains("2 live files read"), "{}", diff.stdout);
     std::fs::write(src.join("index.html"), b"<html>version 2</html>").unwrap();
-    let r = env
-        .run_unprivileged(&[
-            "restore",
-            "latest",
-            "--component",
-            "tree",
-            "--overwrite",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let r = env.run_unprivileged(&RESTORE_TREE_IN_PLACE).ok().json();
     assert_eq!(
         r["copied"], 1,
         "main.js was not copied from the live tree: {r}"

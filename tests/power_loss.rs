@@ -116,17 +116,7 @@ fn an_in_place_restore_is_on_disk_when_it_returns() {
     // The deployment rewrites half the files, and reaches the disk.
     write_tree(&tree, 1, 8);
     must(Command::new("sync").arg("-f").arg(&tree));
-    let r = env
-        .run(&[
-            "restore",
-            "latest",
-            "--component",
-            "tree",
-            "--overwrite",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let r = env.run(&RESTORE_TREE_IN_PLACE).ok().json();
     // Both ways in: copied from the live tree, and read from the repository.
     assert_eq!(r["copied"], 8, "{r}");
     let crashed = disk.after_power_loss(&env.path("crashed"));

@@ -75,6 +75,17 @@ impl Run {
     }
 }
 
+/// An in-place restore of the latest snapshot's component `tree`, with
+/// the JSON report.
+pub const RESTORE_TREE_IN_PLACE: [&str; 6] = [
+    "restore",
+    "latest",
+    "--component",
+    "tree",
+    "--overwrite",
+    "--json",
+];
+
 /// A test workspace: a temp dir, a repository URL and environment.
 pub struct Env {
     pub dir: tempfile::TempDir,
