@@ -8,6 +8,7 @@
 mod create;
 mod crypto;
 mod diff;
+mod durable;
 mod error;
 mod export;
 mod export_db;

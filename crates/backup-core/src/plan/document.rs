@@ -75,10 +75,7 @@ impl Plan {
     /// Writes the plan as pretty JSON: to a temporary file next to `path`,
     /// synced, then renamed over it, so a reader never sees half a plan.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let dir = crate::durable::parent_of(path);
         let context = |what: &str| format!("{what} the plan {}", path.display());
         let mut tmp = tempfile::Builder::new()
             .prefix(".plan-")
@@ -91,10 +88,8 @@ impl Plan {
             .map_err(|e| Error::io(context("cannot write"), e))?;
         tmp.persist(path)
             .map_err(|e| Error::io(context("cannot rename into place"), e.error))?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        crate::durable::sync_dir(dir)
+            .map_err(|e| Error::io(context("cannot sync the folder of"), e))
     }
 }
 

@@ -93,7 +93,11 @@ impl DirHandle {
     pub fn sync_filesystem(&self, what: &Path) -> Result<()> {
         rustix::fs::syncfs(&self.fd).map_err(|e| {
             target_err(
-                format!("cannot write the staged copy {} to disk", what.display()),
+                format!(
+                    "cannot write the staged copy {} to disk, so nothing was replaced: check \
+                     the file system (`dmesg`) and its free space, then run again",
+                    what.display()
+                ),
                 e,
             )
         })

@@ -4,7 +4,7 @@ mod database;
 mod database_check;
 mod files;
 mod handle;
-pub(crate) mod place;
+mod place;
 mod seed;
 mod selection;
 

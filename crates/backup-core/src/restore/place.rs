@@ -3,6 +3,7 @@
 //! for an empty mount point a move of its entries.
 
 use super::selection::STAGED;
+use crate::durable;
 use crate::error::{Error, ErrorKind, Result};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -116,7 +117,7 @@ pub fn put_in_place(staging: &mut StagingDir, target: &Path) -> Result<Option<Pa
     let staged = staging.path().join(std::ffi::OsStr::from_bytes(STAGED));
     if staging.inside {
         fill_mount_point(&staged, target)?;
-        sync_dir(target).map_err(|e| e.with_kind(ErrorKind::Target))?;
+        durable::sync_dir(target).map_err(|e| not_on_disk(target, e))?;
         return Ok(None);
     }
     let inode = |p: &Path| {
@@ -138,30 +139,23 @@ pub fn put_in_place(staging: &mut StagingDir, target: &Path) -> Result<Option<Pa
         });
     }
     let placed = placed?;
-    sync_parent(target).map_err(|e| {
-        e.context(format!(
-            "the restored copy is in place at {}, but may not be on disk yet",
-            target.display()
-        ))
-    })?;
+    // A restore that returned is in place after a power loss.
+    durable::sync_dir(durable::parent_of(target)).map_err(|e| not_on_disk(target, e))?;
     Ok(placed)
 }
 
-/// Makes a rename or removal in `dir` durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))
-}
-
-/// Makes the renames next to `path` durable: a restore that returned is
-/// in place after a power loss.
-pub(crate) fn sync_parent(path: &Path) -> Result<()> {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => sync_dir(p),
-        _ => sync_dir(Path::new(".")),
-    }
-    .map_err(|e| e.with_kind(ErrorKind::Target))
+/// The error when the directory that received the restored copy cannot
+/// be synced: the copy is in place, but may not survive a power loss.
+fn not_on_disk(target: &Path, e: std::io::Error) -> Error {
+    Error::io(
+        format!(
+            "the restored copy is in place at {}, but the directory could not be synced, so \
+             it may not survive a power loss: check the file system (`dmesg`), then run `sync`",
+            target.display()
+        ),
+        e,
+    )
+    .with_kind(ErrorKind::Target)
 }
 
 /// Whether `path` is a directory on another filesystem than its parent.

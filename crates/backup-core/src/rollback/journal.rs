@@ -4,8 +4,8 @@
 //! finished or reverted from it.
 
 use super::switch::Switch;
+use crate::durable;
 use crate::error::{Error, Result};
-use crate::restore::place::sync_dir;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -208,7 +208,8 @@ impl StateDir {
     pub fn archive(&self, j: &Journal) -> Result<()> {
         self.save_history(j)?;
         match std::fs::remove_file(self.current_path()) {
-            Ok(()) => sync_dir(&self.root),
+            Ok(()) => durable::sync_dir(&self.root)
+                .map_err(|e| Error::io(format!("syncing {}", self.root.display()), e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("removing the finished journal", e)),
         }
@@ -269,7 +270,7 @@ fn read_journal(path: &Path) -> Result<Option<Journal>> {
 /// Writes `path` so that after a crash it holds either the old or the new
 /// bytes, whole.
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = durable::parent_of(path);
     let tmp = dir.join(format!(
         ".{}.tmp",
         path.file_name().unwrap_or_default().to_string_lossy()
@@ -279,5 +280,5 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)?;
-    sync_dir(dir)
+    durable::sync_dir(dir).map_err(io)
 }

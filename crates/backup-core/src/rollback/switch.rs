@@ -9,8 +9,8 @@
 //! kept name. A database is switched by renames: live to kept, staged to
 //! live.
 
+use crate::durable;
 use crate::error::{Error, ErrorKind, Result};
-use crate::restore::place::sync_parent;
 use crate::restore::{database_exists, maintenance};
 use crate::source::postgres::catalog::ident;
 use crate::source::postgres::conninfo::{db_error, ConnInfo};
@@ -206,6 +206,12 @@ pub(crate) fn remove_path(path: &Path) -> Result<()> {
         Ok(_) => std::fs::remove_file(path),
     };
     r.map_err(|e| target_err(format!("cannot remove {}", path.display()), e))
+}
+
+/// Makes the renames next to `path` durable.
+fn sync_parent(path: &Path) -> Result<()> {
+    let dir = durable::parent_of(path);
+    durable::sync_dir(dir).map_err(|e| target_err(format!("cannot sync {}", dir.display()), e))
 }
 
 /// Which of the three names exist: (live, staged, kept).

@@ -1,6 +1,7 @@
 //! The embedded default: a repository in a local directory.
 
 use super::{Kind, ObjectInfo, ObjectStore};
+use crate::durable;
 use crate::error::{Error, ErrorKind, Result};
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -21,7 +22,7 @@ impl LocalStore {
         if !dir.exists() {
             fs::create_dir_all(dir).map_err(|e| self.map_err("create folder", dir, e))?;
             if let Some(parent) = dir.parent() {
-                sync_dir(parent);
+                durable::sync_dir(parent).map_err(|e| self.map_err("sync folder", parent, e))?;
             }
         }
         let mut tmp = tempfile::Builder::new()
@@ -40,8 +41,8 @@ impl LocalStore {
             .map_err(|e| self.map_err("write", path, e))?;
         tmp.persist(path)
             .map_err(|e| self.map_err("rename into place", path, e.error))?;
-        sync_dir(path.parent().expect("object paths have a parent"));
-        Ok(())
+        let dir = path.parent().expect("object paths have a parent");
+        durable::sync_dir(dir).map_err(|e| self.map_err("sync folder", dir, e))
     }
 
     /// A store rooted at `root` (which need not exist yet).
@@ -79,12 +80,6 @@ impl LocalStore {
                 self.root.display()
             ),
         )
-    }
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
     }
 }
 
