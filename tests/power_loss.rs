@@ -4,10 +4,16 @@
 //! is what a power loss then would leave. The copy is recovered with
 //! `e2fsck` (which replays the journal) and mounted read-only, and what
 //! the command put in place must be there whole.
+//!
+//! A disk can also refuse to write (`syncfs` or a directory sync failing
+//! with EIO). No healthy disk does that on demand, so those tests make the
+//! call fail where it is made (`BACKUP_FAILPOINT`), and check that the
+//! command says so, exits with the target's code, and replaces nothing
+//! that was not yet safe on disk.
 
 use crate::common::*;
 use crate::rollback::files::deployed;
-use crate::rollback::support::{Hooks, System};
+use crate::rollback::support::{assert_trees, Hooks, System};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -154,4 +160,116 @@ fn a_rollback_is_on_disk_when_it_returns() {
             "after a power loss tree {tree} is not the snapshot's"
         );
     }
+}
+
+/// Entries of `dir` other than `keep`: what a command left behind.
+fn left_beside(dir: &Path, keep: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != keep)
+        .collect()
+}
+
+/// `RESTORE_TREE_IN_PLACE` with the failure point `point` armed.
+fn restore_failing_at(env: &Env, point: &str) -> Run {
+    let mut c = env.cmd(&RESTORE_TREE_IN_PLACE);
+    c.env("BACKUP_FAILPOINT", point);
+    Run::from(c.output().unwrap())
+}
+
+#[test]
+fn a_restore_whose_copy_cannot_reach_the_disk_replaces_nothing() {
+    let env = Env::local();
+    let tree = env.path("srv/tree");
+    write_tree(&tree, 0, 16);
+    env.init();
+    env.create(&[&tree], &[]);
+    write_tree(&tree, 1, 8);
+    let deployed = digest(&tree);
+    restore_failing_at(&env, "syncfs-fails").fails(9, "so nothing was replaced");
+    assert_eq!(digest(&tree), deployed, "the live tree was touched");
+    let srv = env.path("srv");
+    assert!(
+        left_beside(&srv, "tree").is_empty(),
+        "staging left behind: {:?}",
+        left_beside(&srv, "tree")
+    );
+    // Once the disk takes it, the same command restores.
+    let r = env.run(&RESTORE_TREE_IN_PLACE).ok().json();
+    assert_eq!(r["copied"], 8, "{r}");
+}
+
+#[test]
+fn a_restore_whose_directory_cannot_be_synced_says_its_copy_is_in_place() {
+    let env = Env::local();
+    let tree = env.path("srv/tree");
+    write_tree(&tree, 0, 16);
+    env.init();
+    env.create(&[&tree], &[]);
+    let want = digest(&tree);
+    write_tree(&tree, 1, 8);
+    let deployed = digest(&tree);
+    let r = restore_failing_at(&env, "sync-dir-fails")
+        .fails(9, "the restored copy is in place")
+        .fails(9, "may not survive a power loss");
+    assert_eq!(digest(&tree), want, "the restored copy is not in place");
+    // Beside it only the previous content, kept as every in-place restore
+    // keeps it, and named in the error.
+    let left = left_beside(&env.path("srv"), "tree");
+    assert!(
+        left.len() == 1 && left[0].starts_with("tree.before-restore-"),
+        "{left:?}"
+    );
+    assert!(r.stderr.contains(&left[0]), "{}", r.stderr);
+    assert_eq!(digest(&env.path("srv").join(&left[0])), deployed);
+}
+
+#[test]
+fn a_rollback_whose_staged_trees_cannot_reach_the_disk_changes_nothing() {
+    let sys = System::new(&[], &Hooks::default());
+    let (_, v2, _) = deployed(&sys);
+    let mut c = sys.cmd(&["rollback", "latest", "--tag", "pre-deploy", "--yes"]);
+    c.env("BACKUP_FAILPOINT", "syncfs-fails");
+    Run::from(c.output().unwrap()).fails(9, "so nothing was replaced");
+    assert_trees("after the refused rollback", &v2, &sys.trees());
+    assert!(
+        sys.take_log().is_empty(),
+        "a hook ran: the application went down"
+    );
+    assert!(sys.staging_left().is_empty(), "{:?}", sys.staging_left());
+    let status = sys.run(&["rollback", "status", "--json"]).ok().json();
+    assert!(status["unfinished"].is_null(), "{status}");
+}
+
+#[test]
+fn a_rollback_whose_switch_cannot_be_synced_switches_everything_back() {
+    let sys = System::new(&[], &Hooks::default());
+    let (_, v2, _) = deployed(&sys);
+    let mut c = sys.cmd(&[
+        "rollback",
+        "latest",
+        "--tag",
+        "pre-deploy",
+        "--yes",
+        "--json",
+    ]);
+    c.env("BACKUP_FAILPOINT", "switch-sync-fails");
+    let r = Run::from(c.output().unwrap());
+    assert_eq!(r.code, 11, "{}", r.stderr);
+    let j = r.json();
+    assert_eq!(j["result"], "reverted", "{j}");
+    assert!(
+        j["failure"].as_str().unwrap().contains("cannot sync"),
+        "{j}"
+    );
+    assert_trees("after the switch that was not synced", &v2, &sys.trees());
+    assert!(sys.staging_left().is_empty(), "{:?}", sys.staging_left());
+    // Down once, up again on the deployed state.
+    assert_eq!(
+        sys.take_log(),
+        ["stop rollback api web config nginx", "start", "health"]
+    );
+    let status = sys.run(&["rollback", "status", "--json"]).ok().json();
+    assert!(status["unfinished"].is_null(), "{status}");
 }

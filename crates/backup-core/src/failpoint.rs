@@ -11,8 +11,10 @@ pub fn failpoint(point: &str) {
     }
 }
 
-/// Whether `BACKUP_FAILPOINT` names `point`: for the tests of fallbacks,
-/// the code there then fails the way the server could make it fail.
+/// Whether `BACKUP_FAILPOINT` names `point`: for the tests of fallbacks
+/// and failure paths, the code there then fails the way the server or the
+/// kernel could make it fail (a failed `syncfs` or directory sync, which a
+/// test cannot provoke on a healthy disk).
 pub fn armed(point: &str) -> bool {
     std::env::var("BACKUP_FAILPOINT").is_ok_and(|p| p == point)
 }

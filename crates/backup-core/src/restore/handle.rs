@@ -91,7 +91,12 @@ impl DirHandle {
     /// (`syncfs`): a staged copy survives a power loss before it replaces
     /// anything.
     pub fn sync_filesystem(&self, what: &Path) -> Result<()> {
-        rustix::fs::syncfs(&self.fd).map_err(|e| {
+        let synced = if crate::failpoint::armed("syncfs-fails") {
+            Err(rustix::io::Errno::IO)
+        } else {
+            rustix::fs::syncfs(&self.fd)
+        };
+        synced.map_err(|e| {
             target_err(
                 format!(
                     "cannot write the staged copy {} to disk, so nothing was replaced: check \

@@ -117,7 +117,7 @@ pub fn put_in_place(staging: &mut StagingDir, target: &Path) -> Result<Option<Pa
     let staged = staging.path().join(std::ffi::OsStr::from_bytes(STAGED));
     if staging.inside {
         fill_mount_point(&staged, target)?;
-        durable::sync_dir(target).map_err(|e| not_on_disk(target, e))?;
+        sync_placed(target).map_err(|e| not_on_disk(target, None, e))?;
         return Ok(None);
     }
     let inode = |p: &Path| {
@@ -140,17 +140,32 @@ pub fn put_in_place(staging: &mut StagingDir, target: &Path) -> Result<Option<Pa
     }
     let placed = placed?;
     // A restore that returned is in place after a power loss.
-    durable::sync_dir(durable::parent_of(target)).map_err(|e| not_on_disk(target, e))?;
+    sync_placed(durable::parent_of(target))
+        .map_err(|e| not_on_disk(target, placed.as_deref(), e))?;
     Ok(placed)
 }
 
+/// Syncs `dir`, which received the restored copy (`sync-dir-fails` makes
+/// it fail as a failing disk would).
+fn sync_placed(dir: &Path) -> std::io::Result<()> {
+    if crate::failpoint::armed("sync-dir-fails") {
+        return Err(std::io::Error::from_raw_os_error(libc::EIO));
+    }
+    durable::sync_dir(dir)
+}
+
 /// The error when the directory that received the restored copy cannot
-/// be synced: the copy is in place, but may not survive a power loss.
-fn not_on_disk(target: &Path, e: std::io::Error) -> Error {
+/// be synced: the copy is in place (the previous content at `kept`), but
+/// may not survive a power loss.
+fn not_on_disk(target: &Path, kept: Option<&Path>, e: std::io::Error) -> Error {
+    let previous = kept
+        .map(|k| format!(" (the previous content is at {})", k.display()))
+        .unwrap_or_default();
     Error::io(
         format!(
-            "the restored copy is in place at {}, but the directory could not be synced, so \
-             it may not survive a power loss: check the file system (`dmesg`), then run `sync`",
+            "the restored copy is in place at {}{previous}, but the directory could not be \
+             synced, so it may not survive a power loss: check the file system (`dmesg`), then \
+             run `sync`",
             target.display()
         ),
         e,

@@ -159,6 +159,15 @@ impl FilesSwitch {
         if self.live_existed && exists(&self.staged) && !exists(&self.kept) {
             rename_noreplace(&self.staged, &self.kept)?;
         }
+        // A disk that refuses the sync once (`switch-sync-fails`): the
+        // rollback must switch back.
+        if crate::failpoint::armed("switch-sync-fails") {
+            let eio = std::io::Error::from_raw_os_error(libc::EIO);
+            return Err(target_err(
+                format!("cannot sync {}", self.live.display()),
+                eio,
+            ));
+        }
         sync_parent(&self.live)
     }
 
