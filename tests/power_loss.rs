@@ -162,6 +162,9 @@ fn a_rollback_is_on_disk_when_it_returns() {
     }
 }
 
+/// A tree's digest, by relative path.
+type Tree = std::collections::BTreeMap<String, Entry>;
+
 /// Entries of `dir` other than `keep`: what a command left behind.
 fn left_beside(dir: &Path, keep: &str) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -178,23 +181,27 @@ fn restore_failing_at(env: &Env, point: &str) -> Run {
     Run::from(c.output().unwrap())
 }
 
-#[test]
-fn a_restore_whose_copy_cannot_reach_the_disk_replaces_nothing() {
-    let env = Env::local();
+/// `srv/tree` captured, then half its files rewritten: the tree and the
+/// digests of the snapshot's state and of the deployed one.
+fn captured_then_deployed(env: &Env) -> (PathBuf, Tree, Tree) {
     let tree = env.path("srv/tree");
     write_tree(&tree, 0, 16);
     env.init();
     env.create(&[&tree], &[]);
+    let captured = digest(&tree);
     write_tree(&tree, 1, 8);
     let deployed = digest(&tree);
+    (tree, captured, deployed)
+}
+
+#[test]
+fn a_restore_whose_copy_cannot_reach_the_disk_replaces_nothing() {
+    let env = Env::local();
+    let (tree, _, deployed) = captured_then_deployed(&env);
     restore_failing_at(&env, "syncfs-fails").fails(9, "so nothing was replaced");
     assert_eq!(digest(&tree), deployed, "the live tree was touched");
-    let srv = env.path("srv");
-    assert!(
-        left_beside(&srv, "tree").is_empty(),
-        "staging left behind: {:?}",
-        left_beside(&srv, "tree")
-    );
+    let left = left_beside(&env.path("srv"), "tree");
+    assert!(left.is_empty(), "staging left behind: {left:?}");
     // Once the disk takes it, the same command restores.
     let r = env.run(&RESTORE_TREE_IN_PLACE).ok().json();
     assert_eq!(r["copied"], 8, "{r}");
@@ -203,13 +210,7 @@ fn a_restore_whose_copy_cannot_reach_the_disk_replaces_nothing() {
 #[test]
 fn a_restore_whose_directory_cannot_be_synced_says_its_copy_is_in_place() {
     let env = Env::local();
-    let tree = env.path("srv/tree");
-    write_tree(&tree, 0, 16);
-    env.init();
-    env.create(&[&tree], &[]);
-    let want = digest(&tree);
-    write_tree(&tree, 1, 8);
-    let deployed = digest(&tree);
+    let (tree, want, deployed) = captured_then_deployed(&env);
     let r = restore_failing_at(&env, "sync-dir-fails")
         .fails(9, "the restored copy is in place")
         .fails(9, "may not survive a power loss");
@@ -229,9 +230,8 @@ fn a_restore_whose_directory_cannot_be_synced_says_its_copy_is_in_place() {
 fn a_rollback_whose_staged_trees_cannot_reach_the_disk_changes_nothing() {
     let sys = System::new(&[], &Hooks::default());
     let (_, v2, _) = deployed(&sys);
-    let mut c = sys.cmd(&["rollback", "latest", "--tag", "pre-deploy", "--yes"]);
-    c.env("BACKUP_FAILPOINT", "syncfs-fails");
-    Run::from(c.output().unwrap()).fails(9, "so nothing was replaced");
+    sys.roll_back_failing_at("syncfs-fails")
+        .fails(9, "so nothing was replaced");
     assert_trees("after the refused rollback", &v2, &sys.trees());
     assert!(
         sys.take_log().is_empty(),
@@ -246,16 +246,7 @@ fn a_rollback_whose_staged_trees_cannot_reach_the_disk_changes_nothing() {
 fn a_rollback_whose_switch_cannot_be_synced_switches_everything_back() {
     let sys = System::new(&[], &Hooks::default());
     let (_, v2, _) = deployed(&sys);
-    let mut c = sys.cmd(&[
-        "rollback",
-        "latest",
-        "--tag",
-        "pre-deploy",
-        "--yes",
-        "--json",
-    ]);
-    c.env("BACKUP_FAILPOINT", "switch-sync-fails");
-    let r = Run::from(c.output().unwrap());
+    let r = sys.roll_back_failing_at("switch-sync-fails");
     assert_eq!(r.code, 11, "{}", r.stderr);
     let j = r.json();
     assert_eq!(j["result"], "reverted", "{j}");

@@ -5,7 +5,6 @@
 
 use super::files::{deployed, Trees};
 use super::support::*;
-use crate::common::*;
 use std::time::{Duration, Instant};
 
 /// Every point a rollback can be killed at, in order, and whether the
@@ -24,9 +23,7 @@ const POINTS: [(&str, bool); 10] = [
 ];
 
 fn killed_at(sys: &System, point: &str) {
-    let mut c = sys.cmd(&TO_PRE_DEPLOY);
-    c.env("BACKUP_FAILPOINT", point);
-    let r = Run::from(c.output().unwrap());
+    let r = sys.roll_back_failing_at(point);
     assert_eq!(r.code, -1, "{point}: not killed: {} {}", r.stdout, r.stderr);
     let status = sys.run(&["rollback", "status", "--json"]).ok().json();
     assert!(

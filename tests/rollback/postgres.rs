@@ -168,10 +168,8 @@ fn kills_around_the_database_switch_are_finished_or_reverted() {
         ("switch:api", false),
         ("switched", true),
     ] {
-        let mut c = sys.cmd(&["rollback", "latest", "--tag", "pre-deploy", "--yes"]);
-        c.env("BACKUP_FAILPOINT", point);
         assert_eq!(
-            Run::from(c.output().unwrap()).code,
+            sys.roll_back_failing_at(point).code,
             -1,
             "{point}: not killed"
         );

@@ -117,6 +117,14 @@ impl System {
         self.run(&TO_PRE_DEPLOY).ok().json()
     }
 
+    /// The rollback of [`TO_PRE_DEPLOY`] with failure point `point` armed
+    /// (`BACKUP_FAILPOINT`): killed there, or failing as the kernel could.
+    pub fn roll_back_failing_at(&self, point: &str) -> Run {
+        let mut c = self.cmd(&TO_PRE_DEPLOY);
+        c.env("BACKUP_FAILPOINT", point);
+        Run::from(c.output().expect("spawn backup"))
+    }
+
     /// Digest of every tree, by component name.
     pub fn trees(&self) -> BTreeMap<String, BTreeMap<String, Entry>> {
         TREES

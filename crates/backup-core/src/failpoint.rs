@@ -1,6 +1,8 @@
-//! Failpoints for the crash tests: `BACKUP_FAILPOINT=<point>` kills the
-//! process with SIGKILL when it reaches `<point>`, as `kill -9` or a power
-//! loss would, at a moment a test could not hit by timing.
+//! Failpoints for the crash and failure tests: `BACKUP_FAILPOINT=<point>`
+//! kills the process with SIGKILL when it reaches `<point>`, as `kill -9`
+//! or a power loss would, at a moment a test could not hit by timing; or,
+//! at the points [`armed`] checks, makes a call fail as the server or the
+//! kernel could.
 
 /// Kills this process with SIGKILL if `BACKUP_FAILPOINT` names `point`.
 pub fn failpoint(point: &str) {
