@@ -190,13 +190,13 @@ fn stage_selection(
     progress: &dyn Progress,
 ) -> Result<Staged> {
     let dir = DirHandle::open(staging)?;
-    create_skeleton(&dir, sel)?;
-    let items = &sel.items;
     let workers = if how.workers == 0 {
         default_workers()
     } else {
         how.workers
     };
+    create_skeleton(&dir, sel, workers)?;
+    let items = &sel.items;
     let contents: Vec<usize> = (0..items.len())
         .filter(|i| items[*i].node.kind == NodeKind::File && items[*i].link.is_none())
         .collect();
@@ -214,7 +214,7 @@ fn stage_selection(
     if let Some(i) = mismatched.first() {
         return Err(mismatch(&items[*i]));
     }
-    apply_metadata(&dir, items, how.no_xattrs)?;
+    apply_metadata(&dir, items, how.no_xattrs, workers)?;
     if how.durable {
         progress.phase("writing the staged copy to disk", None);
         dir.sync_filesystem(staging)?;
@@ -294,24 +294,36 @@ pub(crate) fn stage_component(
 
 /// Creates every entry: directories, links, FIFOs and devices as they are,
 /// files of the right size (holes until written), hard links to their
-/// first file.
-fn create_skeleton(dir: &DirHandle, sel: &Selection) -> Result<()> {
+/// first file. Directories come first, in order (parents before
+/// children); the files are then created on `workers` threads (creating
+/// tens of thousands of inodes is most of the work); links and nodes last,
+/// since a hard link needs its first file.
+fn create_skeleton(dir: &DirHandle, sel: &Selection, workers: usize) -> Result<()> {
     for p in &sel.prefixes {
         dir.create_dir_all(p)?;
     }
+    for it in sel.items.iter().filter(|it| it.node.kind == NodeKind::Dir) {
+        if !sel.prefixes.contains(&it.rel) {
+            dir.create_dir(&it.rel)?;
+        }
+    }
+    let files: Vec<&Item> = sel
+        .items
+        .iter()
+        .filter(|it| it.node.kind == NodeKind::File && it.link.is_none())
+        .collect();
+    crate::parallel::for_each_parallel(
+        &files,
+        workers,
+        || Ok(()),
+        |_, it| dir.create_file(&it.rel, it.node.size),
+    )?;
     for it in &sel.items {
-        match it.node.kind {
-            NodeKind::Dir => {
-                if !sel.prefixes.contains(&it.rel) {
-                    dir.create_dir(&it.rel)?;
-                }
-            }
-            NodeKind::Symlink => dir.symlink(&it.node.target_bytes()?, &it.rel)?,
-            NodeKind::File => match it.link {
-                Some(first) => dir.hardlink(&sel.items[first].rel, &it.rel)?,
-                None => dir.create_file(&it.rel, it.node.size)?,
-            },
-            kind => dir.mknod(&it.rel, kind, it.node.rdev)?,
+        match (it.node.kind, it.link) {
+            (NodeKind::Dir, _) | (NodeKind::File, None) => {}
+            (NodeKind::Symlink, _) => dir.symlink(&it.node.target_bytes()?, &it.rel)?,
+            (NodeKind::File, Some(first)) => dir.hardlink(&sel.items[first].rel, &it.rel)?,
+            (kind, _) => dir.mknod(&it.rel, kind, it.node.rdev)?,
         }
     }
     Ok(())
@@ -507,28 +519,44 @@ fn mismatch(it: &Item) -> Error {
     ))
 }
 
-/// Owner, extended attributes, mode and times, deepest entries first (so
-/// that setting a directory's times is not undone by changes inside it).
-/// Owner first, since a change of owner clears file capabilities; mode
-/// after the attributes, since a read-only mode would refuse them.
-fn apply_metadata(dir: &DirHandle, items: &[Item], no_xattrs: bool) -> Result<()> {
+/// Owner, extended attributes, mode and times: every entry but the
+/// directories first, on `workers` threads, then the directories deepest
+/// first (so that setting a directory's times or a read-only mode comes
+/// after everything inside it).
+fn apply_metadata(dir: &DirHandle, items: &[Item], no_xattrs: bool, workers: usize) -> Result<()> {
     let is_root = rustix::process::geteuid().is_root();
-    let mut order: Vec<&Item> = items.iter().filter(|i| i.link.is_none()).collect();
-    order.sort_by_key(|i| std::cmp::Reverse(i.rel.iter().filter(|b| **b == b'/').count()));
-    for it in order {
-        let n = &it.node;
-        if is_root {
-            dir.chown(&it.rel, n.uid, n.gid)?;
-        }
-        if !no_xattrs {
-            for (name, value) in n.xattr_values()? {
-                dir.set_xattr(&it.rel, name, &value)?;
-            }
-        }
-        if n.kind != NodeKind::Symlink {
-            dir.chmod(&it.rel, n.mode)?;
-        }
-        dir.set_mtime(&it.rel, n.mtime, n.mtime_nsec)?;
+    let (mut dirs, others): (Vec<&Item>, Vec<&Item>) = items
+        .iter()
+        .filter(|i| i.link.is_none())
+        .partition(|i| i.node.kind == NodeKind::Dir);
+    crate::parallel::for_each_parallel(
+        &others,
+        workers,
+        || Ok(()),
+        |_, it| set_metadata(dir, it, is_root, no_xattrs),
+    )?;
+    dirs.sort_by_key(|i| std::cmp::Reverse(i.rel.iter().filter(|b| **b == b'/').count()));
+    for it in dirs {
+        set_metadata(dir, it, is_root, no_xattrs)?;
     }
     Ok(())
+}
+
+/// One entry's metadata. Owner first, since a change of owner clears file
+/// capabilities; mode after the attributes, since a read-only mode would
+/// refuse them.
+fn set_metadata(dir: &DirHandle, it: &Item, is_root: bool, no_xattrs: bool) -> Result<()> {
+    let n = &it.node;
+    if is_root {
+        dir.chown(&it.rel, n.uid, n.gid)?;
+    }
+    if !no_xattrs {
+        for (name, value) in n.xattr_values()? {
+            dir.set_xattr(&it.rel, name, &value)?;
+        }
+    }
+    if n.kind != NodeKind::Symlink {
+        dir.chmod(&it.rel, n.mode)?;
+    }
+    dir.set_mtime(&it.rel, n.mtime, n.mtime_nsec)
 }

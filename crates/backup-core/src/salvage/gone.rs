@@ -3,7 +3,8 @@
 //!
 //! Both sides hash each key (`hashtextextended` of its text form) and
 //! combine the hashes (`bit_xor`, PostgreSQL 14 and later) and count the
-//! keys per bucket (the hash's low bits); the two sides run at once. The
+//! keys per bucket (the hash's low bits: the more keys the counts say are
+//! missing, the more buckets); the two sides run at once. The
 //! kept side's buckets, less the keys the kept side added (its inserted
 //! candidates), equal the rolled-back side's buckets wherever no key is
 //! missing; only the buckets that differ are read again, on both sides, key
@@ -25,13 +26,20 @@ use crate::source::postgres::conninfo::db_error;
 use postgres::Client;
 use std::collections::{HashMap, HashSet};
 
-/// Buckets per table: the low 12 bits of the key hash. More buckets make
-/// the second reading smaller but the grouping dearer (PostgreSQL's hash
-/// aggregate costs more per row as the groups grow).
-const BUCKET_MASK: i64 = 0xfff;
+/// Fewest buckets per table (the low 12 bits of the key hash), used too
+/// when the number of missing keys is unknown. More buckets make the second
+/// reading smaller but the grouping dearer (PostgreSQL's hash aggregate
+/// costs more per row as the groups grow).
+const MIN_BUCKET_BITS: u32 = 12;
 
-/// Beyond this many differing buckets, sending the keys over is cheaper.
-const MAX_DIFFERING: usize = (BUCKET_MASK as usize + 1) / 8;
+/// Most buckets per table (the low 16 bits): beyond, the grouping costs
+/// more than the keys it spares.
+const MAX_BUCKET_BITS: u32 = 16;
+
+/// Buckets per missing key: the buckets that differ (at most one per
+/// missing key) then hold at most a thirty-second of the table's keys,
+/// which is all the second reading returns.
+const BUCKETS_PER_MISSING: u64 = 32;
 
 /// Per bucket: the number of keys and the xor of their hashes.
 type Buckets = HashMap<i64, (i64, i64)>;
@@ -60,26 +68,29 @@ pub fn missing_keys(
     live: &mut Client,
     d: &TableDelta,
     added: &[i64],
+    expected: Option<u64>,
 ) -> Result<Option<Vec<Vec<Value>>>> {
     let table = qualified(&d.schema, &d.name);
+    let mask = bucket_mask(expected);
     let (kept_buckets, live_buckets) = both_sides(
-        || buckets(kept, &d.key, &table),
-        || buckets(live, &d.key, &table),
+        || buckets(kept, &d.key, &table, mask),
+        || buckets(live, &d.key, &table, mask),
     );
     let mut kept_buckets = kept_buckets?;
     for h in added {
-        let e = kept_buckets.entry(h & BUCKET_MASK).or_insert((0, 0));
+        let e = kept_buckets.entry(h & mask).or_insert((0, 0));
         e.0 -= 1;
         e.1 ^= *h;
     }
     let differing = differing(&kept_buckets, &live_buckets?);
     // The counts said keys are missing: no differing bucket would mean the
     // hashes collided, so the keys are compared whole rather than trusted.
-    if differing.is_empty() || differing.len() > MAX_DIFFERING {
+    // Beyond an eighth of the buckets, sending the keys over is cheaper.
+    if differing.is_empty() || differing.len() as i64 > (mask + 1) / 8 {
         return Ok(None);
     }
     let in_buckets = format!(
-        "({} & {BUCKET_MASK}) = ANY('{{{}}}'::int8[])",
+        "({} & {mask}) = ANY('{{{}}}'::int8[])",
         key_hash(&d.key),
         differing
             .iter()
@@ -143,10 +154,21 @@ fn both_sides<A: Send, B: Send>(
     })
 }
 
-/// Counts and hash sums of a table's keys, per bucket.
-fn buckets(c: &mut Client, key: &[String], table: &str) -> Result<Buckets> {
+/// The mask of a key hash's bits that name its bucket: enough buckets for
+/// each of the `expected` missing keys to have about [`BUCKETS_PER_MISSING`]
+/// of them, within [`MIN_BUCKET_BITS`] and [`MAX_BUCKET_BITS`].
+fn bucket_mask(expected: Option<u64>) -> i64 {
+    let wanted = expected
+        .unwrap_or(0)
+        .saturating_mul(BUCKETS_PER_MISSING)
+        .clamp(1 << MIN_BUCKET_BITS, 1 << MAX_BUCKET_BITS);
+    (wanted.next_power_of_two() - 1) as i64
+}
+
+/// Counts and hash sums of a table's keys, per bucket (`hash & mask`).
+fn buckets(c: &mut Client, key: &[String], table: &str, mask: i64) -> Result<Buckets> {
     let sql = format!(
-        "SELECT h & {BUCKET_MASK}, count(*)::int8, bit_xor(h) \
+        "SELECT h & {mask}, count(*)::int8, bit_xor(h) \
          FROM (SELECT {} AS h FROM ONLY {table} x) s GROUP BY 1",
         key_hash(key)
     );
@@ -184,6 +206,17 @@ mod tests {
         let b: Buckets = [(1, (2, 11)), (2, (1, 5)), (4, (1, 7))].into();
         assert_eq!(differing(&a, &b), vec![1, 4]);
         assert!(differing(&a, &a).is_empty());
+    }
+
+    #[test]
+    fn buckets_grow_with_the_keys_missing_within_bounds() {
+        assert_eq!(bucket_mask(None), 0xfff);
+        assert_eq!(bucket_mask(Some(1)), 0xfff);
+        assert_eq!(bucket_mask(Some(128)), 0xfff);
+        assert_eq!(bucket_mask(Some(129)), 0x1fff);
+        assert_eq!(bucket_mask(Some(300)), 0x3fff);
+        assert_eq!(bucket_mask(Some(1 << 20)), 0xffff);
+        assert_eq!(bucket_mask(Some(u64::MAX)), 0xffff);
     }
 
     #[test]

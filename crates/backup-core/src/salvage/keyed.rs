@@ -275,7 +275,7 @@ impl Pairing {
     ) -> Result<Vec<Change>> {
         let gone = match merge::deleted_count(d.snapshot_rows, old, self.found) {
             Some(0) => Vec::new(),
-            _ => match missing_by_buckets(s, d, k, l, &self.added)? {
+            expected => match missing_by_buckets(s, d, (k, l), &self.added, expected)? {
                 Some(gone) => gone,
                 None => gone_rows(s, d, l)?,
             },
@@ -393,18 +393,19 @@ fn set_probing(live: &mut Client, on: bool) -> Result<()> {
 /// The snapshot's rows whose key the kept table no longer has, found by
 /// key hash buckets ([`gone`]); `None` when the key's types differ between
 /// the states or too many buckets differ (then the keys are sent over).
+/// `expected` is how many the counts say are missing, when they know.
 fn missing_by_buckets(
     s: &mut Sides,
     d: &mut TableDelta,
-    k: &Table,
-    l: &Table,
+    (k, l): (&Table, &Table),
     added: &[i64],
+    expected: Option<u64>,
 ) -> Result<Option<Vec<Original>>> {
     // Without a horizon the server may be older than 14 (no bit_xor).
     if s.horizon.is_none() || d.key.iter().any(|c| k.type_of(c) != l.type_of(c)) {
         return Ok(None);
     }
-    let Some(keys) = gone::missing_keys(&mut s.kept, &mut s.live, d, added)? else {
+    let Some(keys) = gone::missing_keys(&mut s.kept, &mut s.live, d, added, expected)? else {
         return Ok(None);
     };
     let late = late_filter(s);
