@@ -5,11 +5,7 @@
 //!
 //! 1. builds the release `backup` binary (`cargo build --release -p backup-cli`), or takes the
 //!    binary named by `BACKUP_BIN`;
-//! 2. as root (unless `BENCH_DIR` is set or `BENCH_ROLLBACK_LOOPFS=0`), puts the work
-//!    directory on a fresh ext4 file system with a journal, as on a production host, in a
-//!    sparse image under `/var/tmp` mounted through a loop device (see `rollback/loopfs.rs`:
-//!    ext4 without a journal makes creating files cost what earlier runs deleted);
-//!    starts a throwaway PostgreSQL cluster (`testkit::Postgres`, as the `postgres` benchmark
+//! 2. starts a throwaway PostgreSQL cluster (`testkit::Postgres`, as the `postgres` benchmark
 //!    does) and checks that there is room for the largest case: the database twice (live and
 //!    staged) with WAL on the cluster's file system, the tree twice, the repository and the
 //!    dump in the work directory;
@@ -20,11 +16,12 @@
 //!    (hooks `true`), runs `backup init` and `backup create --config FILE --tag pre-deploy`
 //!    (untimed setup, its time shown as info) and `pg_dump -Fd -j2` (untimed setup); then, in
 //!    each of `BENCH_ROLLBACK_RUNS` rounds, times the anchors `createdb` + `pg_restore -j2` and
-//!    `cp -a` of the trees into a fresh directory, "deploys" (audit log +5%, a migration, a
-//!    few files of every tree changed, added and removed), times `backup rollback plan`
-//!    times `backup rollback latest --tag pre-deploy --yes
-//!    --json`, checks that the database and the trees are back, and drops the kept copies
-//!    with `backup rollback cleanup` (untimed);
+//!    `cp -a` of the trees into a fresh directory (then `sync`, untimed, so that the copy's
+//!    write-back does not fall in the rollback's time), "deploys" (audit log +5%, a
+//!    migration, a few files of every tree changed, added and removed), times `backup
+//!    rollback plan`, times `backup rollback latest --tag pre-deploy --yes --json`, checks
+//!    that the database and the trees are back, and drops the kept copies with `backup
+//!    rollback cleanup` (untimed);
 //! 5. prints every figure with its target and PASS/MISS, then the same as a Markdown table.
 //!
 //! It exits 0 even when a target is missed (it is a report) and non-zero when a command fails.
@@ -37,8 +34,7 @@
 //! | `BENCH_ROLLBACK_TREE_MB` | release tree size in MiB (default 1024)                       |
 //! | `BENCH_ROLLBACK_BIG`     | the large case's database is this many times larger (default 10; 0 skips it) |
 //! | `BENCH_ROLLBACK_RUNS`    | rounds of anchors and rollback per size, best of each (default 1) |
-//! | `BENCH_DIR`              | work directory (default: a fresh journaled ext4 file system, below) |
-//! | `BENCH_ROLLBACK_LOOPFS`  | `0`: a fresh temp dir under `/var/tmp` instead of the file system below |
+//! | `BENCH_DIR`              | work directory (default: a fresh temp dir under `/var/tmp`)   |
 //! | `BENCH_KEEP`             | `1` keeps the work directory (tree, repository)               |
 //! | `BACKUP_BIN`             | use this `backup` binary instead of building one              |
 //! | `PG_BIN`                 | PostgreSQL binaries (default: newest `/usr/lib/postgresql/*`) |
@@ -51,8 +47,6 @@ mod bench;
 #[allow(dead_code)]
 #[path = "postgres/data.rs"]
 mod data;
-#[path = "rollback/loopfs.rs"]
-mod loopfs;
 #[path = "rollback/measure.rs"]
 mod measure;
 #[allow(dead_code)]
@@ -86,7 +80,6 @@ use testkit::Postgres;
 
 use bench::Bench;
 use measure::Sizes;
-use loopfs::LoopFs;
 use support::process::backup_binary;
 use support::workdir::WorkDir;
 use support::{env_number, Result};
@@ -133,33 +126,14 @@ fn run() -> Result<()> {
         runs: runs as usize,
     };
     let backup_bin = backup_binary()?;
-    let scratch = scratch_fs(&sizes)?;
-    let work = match &scratch {
-        Some(fs) => WorkDir::at(fs.mnt.clone(), WORK_ENTRIES)?,
-        None => WorkDir::new("rollback", WORK_ENTRIES)?,
-    };
+    let work = WorkDir::new("rollback", WORK_ENTRIES)?;
     println!("starting a throwaway PostgreSQL cluster ...");
     let pg = Postgres::start();
     let bench = Bench::new(pg, &work, backup_bin, ANCHOR_JOBS, runs as usize, None)?;
     let result = measure::measure(&bench, &sizes);
     drop(bench);
     work.finish();
-    drop(scratch);
     result
-}
-
-/// The journaled file system the work directory goes on, unless `BENCH_DIR` names one or
-/// `BENCH_ROLLBACK_LOOPFS=0`: sized for the trees three times over (live, staged or kept,
-/// the `cp -a` copy) and the repository, dump and safety snapshots of the largest case.
-fn scratch_fs(sizes: &Sizes) -> Result<Option<LoopFs>> {
-    if std::env::var_os("BENCH_DIR").is_some()
-        || std::env::var("BENCH_ROLLBACK_LOOPFS").is_ok_and(|v| v == "0")
-    {
-        return Ok(None);
-    }
-    let db_mib = sizes.big_mib.unwrap_or(sizes.base_mib);
-    let gib = (4 * sizes.tree_mib + 3 * db_mib).div_ceil(1024) + 4;
-    LoopFs::new("rollback", gib)
 }
 
 /// The number in environment variable `name`, 0 allowed; `default` when it is not set.

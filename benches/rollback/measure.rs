@@ -257,6 +257,9 @@ fn case(b: &Bench, sys: &SystemFile, mib: u64, runs: usize) -> Result<Case> {
         cp_args.push(dest.as_os_str());
         b.checkpoint()?;
         cps.push(b.run_timed("cp -a (the trees)", Path::new("cp"), &cp_args)?);
+        // The copy's write-back is the anchor's, not the rollback's: staging ends with a
+        // `syncfs` of this file system, which would otherwise write the copy out too.
+        sync()?;
 
         // -- the deployment the rollback undoes (untimed) --
         let t = Instant::now();
@@ -383,11 +386,17 @@ const RECENT_DELETE: Duration = Duration::from_secs(35);
 /// the kept copies are removed only after the rollback, so no timed step
 /// follows a large delete.
 fn settle() -> Result<()> {
+    sync()?;
+    std::thread::sleep(RECENT_DELETE);
+    Ok(())
+}
+
+/// Writes everything cached to disk (`sync`).
+fn sync() -> Result<()> {
     let status = std::process::Command::new("sync").status()?;
     if !status.success() {
         return Err("sync failed".into());
     }
-    std::thread::sleep(RECENT_DELETE);
     Ok(())
 }
 

@@ -19,36 +19,26 @@ pub struct WorkDir {
 impl WorkDir {
     /// The work directory of benchmark `bench`, which creates `entries` in it.
     pub fn new(bench: &str, entries: &'static [&'static str]) -> Result<Self> {
-        match std::env::var("BENCH_DIR") {
-            Ok(dir) => Self::at(PathBuf::from(dir), entries),
-            Err(_) => Self::fresh(bench, entries),
-        }
-    }
-
-    /// The existing directory `path`, in which only `entries` are created and removed.
-    pub fn at(path: PathBuf, entries: &'static [&'static str]) -> Result<Self> {
         let keep = std::env::var("BENCH_KEEP").is_ok_and(|v| v == "1");
-        fs::create_dir_all(&path)?;
-        for entry in entries {
-            if path.join(entry).exists() {
-                return Err(format!(
-                    "{} already exists; remove it or choose another BENCH_DIR",
-                    path.join(entry).display()
-                )
-                .into());
+        if let Ok(dir) = std::env::var("BENCH_DIR") {
+            let path = PathBuf::from(dir);
+            fs::create_dir_all(&path)?;
+            for entry in entries {
+                if path.join(entry).exists() {
+                    return Err(format!(
+                        "{} already exists; remove it or choose another BENCH_DIR",
+                        path.join(entry).display()
+                    )
+                    .into());
+                }
             }
+            return Ok(Self {
+                path: fs::canonicalize(path)?,
+                entries,
+                owned: false,
+                keep,
+            });
         }
-        Ok(Self {
-            path: fs::canonicalize(path)?,
-            entries,
-            owned: false,
-            keep,
-        })
-    }
-
-    /// A fresh temp dir under `/var/tmp`, removed as a whole.
-    fn fresh(bench: &str, entries: &'static [&'static str]) -> Result<Self> {
-        let keep = std::env::var("BENCH_KEEP").is_ok_and(|v| v == "1");
         let dir = tempfile::Builder::new()
             .prefix(&format!("backup-bench-{bench}-"))
             .tempdir_in("/var/tmp")?;
