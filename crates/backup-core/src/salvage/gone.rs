@@ -37,8 +37,8 @@ const MIN_BUCKET_BITS: u32 = 12;
 const MAX_BUCKET_BITS: u32 = 16;
 
 /// Buckets per missing key: the buckets that differ (at most one per
-/// missing key) then hold at most a thirty-second of the table's keys,
-/// which is all the second reading returns.
+/// missing key) then hold at most a thirty-second of the table's keys
+/// (below [`MAX_BUCKET_BITS`]), which is all the second reading returns.
 const BUCKETS_PER_MISSING: u64 = 32;
 
 /// Per bucket: the number of keys and the xor of their hashes.
