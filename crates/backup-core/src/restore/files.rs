@@ -5,7 +5,7 @@
 
 use super::handle::{shown, start_writeback, DirHandle};
 use super::place::{occupied, put_in_place, StagingDir};
-use super::seed::Seed;
+use super::seed::{stage_files, Seed, Seeded, Staging};
 use super::selection::{select_all, select_path, Item, Listing, Selection};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
@@ -195,26 +195,38 @@ fn stage_selection(
     } else {
         how.workers
     };
-    create_skeleton(&dir, sel, workers)?;
+    create_dirs(&dir, sel)?;
     let items = &sel.items;
     let contents: Vec<usize> = (0..items.len())
         .filter(|i| items[*i].node.kind == NodeKind::File && items[*i].link.is_none())
         .collect();
-    let from_repo = match current.and_then(Seed::open) {
-        Some(seed) => seed_from_current(&seed, &dir, items, &contents, workers, progress)?,
-        None => contents.clone(),
+    let seed = current.and_then(Seed::open);
+    let files = Staging {
+        seed: seed.as_ref(),
+        dir: &dir,
+        items,
+        is_root: rustix::process::geteuid().is_root(),
+        no_xattrs: how.no_xattrs,
     };
-    progress.phase("restoring", Some(content_bytes(items, &from_repo)));
-    write_contents(repo, &dir, items, &from_repo, workers, progress)?;
+    if seed.is_some() {
+        progress.phase(
+            "copying unchanged files from the current copy",
+            Some(content_bytes(items, &contents)),
+        );
+    }
+    let Seeded { finished, rest } = stage_files(&files, &contents, workers, progress)?;
+    create_links_and_nodes(&dir, sel)?;
+    progress.phase("restoring", Some(content_bytes(items, &rest)));
+    write_contents(repo, &dir, items, &rest, workers, progress)?;
     progress.phase(
         "verifying restored files",
-        Some(content_bytes(items, &from_repo)),
+        Some(content_bytes(items, &rest)),
     );
-    let mismatched = check_staged(&dir, items, &from_repo, workers, progress)?;
+    let mismatched = check_staged(&dir, items, &rest, workers, progress)?;
     if let Some(i) = mismatched.first() {
         return Err(mismatch(&items[*i]));
     }
-    apply_metadata(&dir, items, how.no_xattrs, workers)?;
+    apply_metadata(&files, &finished, workers)?;
     if how.durable {
         progress.phase("writing the staged copy to disk", None);
         dir.sync_filesystem(staging)?;
@@ -226,7 +238,7 @@ fn stage_selection(
     Ok(Staged {
         files,
         other: items.len() as u64 - files,
-        copied: (contents.len() - from_repo.len()) as u64,
+        copied: finished.len() as u64,
         bytes: content_bytes(items, &contents),
     })
 }
@@ -234,36 +246,6 @@ fn stage_selection(
 /// Bytes of file content of the items `set` (indices into `items`).
 fn content_bytes(items: &[Item], set: &[usize]) -> u64 {
     set.iter().map(|i| items[*i].node.size).sum()
-}
-
-/// Copies the files of `contents` from their current copies and checks
-/// the copies; returns the files still to be read from the repository
-/// (those not copied, and those whose copy does not match the snapshot).
-fn seed_from_current(
-    seed: &Seed,
-    dir: &DirHandle,
-    items: &[Item],
-    contents: &[usize],
-    workers: usize,
-    progress: &dyn Progress,
-) -> Result<Vec<usize>> {
-    progress.phase(
-        "copying unchanged files from the current copy",
-        Some(content_bytes(items, contents)),
-    );
-    let copied = super::seed::seed_files(seed, dir, items, contents, workers, progress);
-    let mut rest: Vec<usize> = contents
-        .iter()
-        .filter(|i| copied.binary_search(i).is_err())
-        .copied()
-        .collect();
-    progress.phase(
-        "checking the copied files",
-        Some(content_bytes(items, &copied)),
-    );
-    rest.extend(check_staged(dir, items, &copied, workers, progress)?);
-    rest.sort_unstable();
-    Ok(rest)
 }
 
 /// Stages one file component, whole, into `staging/r` (its content at the
@@ -292,13 +274,9 @@ pub(crate) fn stage_component(
     stage_selection(repo, &sel, staging, current, how, progress)
 }
 
-/// Creates every entry: directories, links, FIFOs and devices as they are,
-/// files of the right size (holes until written), hard links to their
-/// first file. Directories come first, in order (parents before
-/// children); the files are then created on `workers` threads (creating
-/// tens of thousands of inodes is most of the work); links and nodes last,
-/// since a hard link needs its first file.
-fn create_skeleton(dir: &DirHandle, sel: &Selection, workers: usize) -> Result<()> {
+/// Creates every directory, in order (parents before children), private
+/// until its mode is applied.
+fn create_dirs(dir: &DirHandle, sel: &Selection) -> Result<()> {
     for p in &sel.prefixes {
         dir.create_dir_all(p)?;
     }
@@ -307,17 +285,12 @@ fn create_skeleton(dir: &DirHandle, sel: &Selection, workers: usize) -> Result<(
             dir.create_dir(&it.rel)?;
         }
     }
-    let files: Vec<&Item> = sel
-        .items
-        .iter()
-        .filter(|it| it.node.kind == NodeKind::File && it.link.is_none())
-        .collect();
-    crate::parallel::for_each_parallel(
-        &files,
-        workers,
-        || Ok(()),
-        |_, it| dir.create_file(&it.rel, it.node.size),
-    )?;
+    Ok(())
+}
+
+/// Creates the symlinks, FIFOs and device nodes, and the hard links to
+/// their first file (which must exist by then).
+fn create_links_and_nodes(dir: &DirHandle, sel: &Selection) -> Result<()> {
     for it in &sel.items {
         match (it.node.kind, it.link) {
             (NodeKind::Dir, _) | (NodeKind::File, None) => {}
@@ -490,6 +463,19 @@ fn matches_snapshot(
     progress: &dyn Progress,
 ) -> Result<bool> {
     let mut f = dir.open_file(&it.rel, false)?;
+    let matches = content_matches(&mut f, it, buf, progress)?;
+    start_writeback(&f);
+    Ok(matches)
+}
+
+/// Whether `f`, read from its current offset to its end, has the size and
+/// SHA-256 captured for `it`.
+pub(super) fn content_matches(
+    f: &mut std::fs::File,
+    it: &Item,
+    buf: &mut [u8],
+    progress: &dyn Progress,
+) -> Result<bool> {
     let mut h = Sha256::new();
     let mut n = 0u64;
     loop {
@@ -503,7 +489,6 @@ fn matches_snapshot(
         n += r as u64;
         progress.inc(r as u64);
     }
-    start_writeback(&f);
     let got = hex::encode(h.finalize());
     Ok(n == it.node.size && Some(&got) == it.node.sha256.as_ref())
 }
@@ -519,16 +504,20 @@ fn mismatch(it: &Item) -> Error {
     ))
 }
 
-/// Owner, extended attributes, mode and times: every entry but the
-/// directories first, on `workers` threads, then the directories deepest
-/// first (so that setting a directory's times or a read-only mode comes
-/// after everything inside it).
-fn apply_metadata(dir: &DirHandle, items: &[Item], no_xattrs: bool, workers: usize) -> Result<()> {
-    let is_root = rustix::process::geteuid().is_root();
-    let (mut dirs, others): (Vec<&Item>, Vec<&Item>) = items
+/// Owner, extended attributes, mode and times of every entry but the
+/// files in `finished` (sorted; already done): the others first, on
+/// `workers` threads, then the directories deepest first (so that setting a
+/// directory's times or a read-only mode comes after everything inside
+/// it).
+fn apply_metadata(how: &Staging<'_>, finished: &[usize], workers: usize) -> Result<()> {
+    let (mut dirs, others): (Vec<&Item>, Vec<&Item>) = how
+        .items
         .iter()
-        .filter(|i| i.link.is_none())
+        .enumerate()
+        .filter(|(i, it)| it.link.is_none() && finished.binary_search(i).is_err())
+        .map(|(_, it)| it)
         .partition(|i| i.node.kind == NodeKind::Dir);
+    let (dir, is_root, no_xattrs) = (how.dir, how.is_root, how.no_xattrs);
     crate::parallel::for_each_parallel(
         &others,
         workers,
@@ -559,4 +548,45 @@ fn set_metadata(dir: &DirHandle, it: &Item, is_root: bool, no_xattrs: bool) -> R
         dir.chmod(&it.rel, n.mode)?;
     }
     dir.set_mtime(&it.rel, n.mtime, n.mtime_nsec)
+}
+
+/// [`set_metadata`] of a staged regular file through its open descriptor,
+/// in the same order.
+pub(super) fn set_metadata_fd(
+    f: &std::fs::File,
+    it: &Item,
+    is_root: bool,
+    no_xattrs: bool,
+) -> Result<()> {
+    let n = &it.node;
+    if is_root {
+        std::os::unix::fs::fchown(f, Some(n.uid), Some(n.gid))
+            .map_err(|e| target_err(format!("cannot set the owner of {}", shown(&it.rel)), e))?;
+    }
+    if !no_xattrs {
+        for (name, value) in n.xattr_values()? {
+            rustix::fs::fsetxattr(f, name, &value, rustix::fs::XattrFlags::empty())
+                .map_err(|e| super::handle::xattr_error(&it.rel, name, e))?;
+        }
+    }
+    rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(n.mode)).map_err(|e| {
+        target_err(
+            format!("cannot set the mode of {}", shown(&it.rel)),
+            e.into(),
+        )
+    })?;
+    let t = rustix::fs::Timespec {
+        tv_sec: n.mtime,
+        tv_nsec: n.mtime_nsec.into(),
+    };
+    let times = rustix::fs::Timestamps {
+        last_access: t,
+        last_modification: t,
+    };
+    rustix::fs::futimens(f, &times).map_err(|e| {
+        target_err(
+            format!("cannot set the times of {}", shown(&it.rel)),
+            e.into(),
+        )
+    })
 }

@@ -73,17 +73,21 @@ impl DirHandle {
         Ok(())
     }
 
-    /// Creates the empty regular file `rel` of `size` bytes (a hole, until
-    /// written).
-    pub fn create_file(&self, rel: &[u8], size: u64) -> Result<()> {
-        let fd = rustix::fs::openat(
+    /// Creates the empty regular file `rel`, open for reading and writing.
+    pub fn create_file_rw(&self, rel: &[u8]) -> Result<File> {
+        rustix::fs::openat(
             &self.fd,
             rel,
-            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | nofollow(),
+            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | nofollow(),
             Mode::from_raw_mode(0o600),
         )
-        .map_err(|e| target_err(format!("cannot create {}", shown(rel)), e))?;
-        rustix::fs::ftruncate(&fd, size)
+        .map(File::from)
+        .map_err(|e| target_err(format!("cannot create {}", shown(rel)), e))
+    }
+
+    /// Sets the size of the open staged file `rel` (a hole, until written).
+    pub fn set_size(&self, f: &File, rel: &[u8], size: u64) -> Result<()> {
+        rustix::fs::ftruncate(f, size)
             .map_err(|e| target_err(format!("cannot size {}", shown(rel)), e))
     }
 
@@ -184,18 +188,8 @@ impl DirHandle {
     /// Sets one extended attribute of `rel`, not following a symlink.
     pub fn set_xattr(&self, rel: &[u8], name: &str, value: &[u8]) -> Result<()> {
         let (_parent, path) = self.through_parent(rel)?;
-        rustix::fs::lsetxattr(OsStr::from_bytes(&path), name, value, XattrFlags::empty()).map_err(
-            |e| {
-                target_err(
-                    format!(
-                        "cannot set the extended attribute {name} of {} (restore as root, \
-                         onto a filesystem with extended attributes, or pass --no-xattrs)",
-                        shown(rel)
-                    ),
-                    e,
-                )
-            },
-        )
+        rustix::fs::lsetxattr(OsStr::from_bytes(&path), name, value, XattrFlags::empty())
+            .map_err(|e| xattr_error(rel, name, e))
     }
 
     /// A short path to `rel` for the calls that have no `*at` form: its
@@ -218,6 +212,18 @@ impl DirHandle {
         path.extend_from_slice(leaf);
         Ok((pfd, path))
     }
+}
+
+/// The error for an extended attribute of `rel` that cannot be set.
+pub fn xattr_error(rel: &[u8], name: &str, e: rustix::io::Errno) -> Error {
+    target_err(
+        format!(
+            "cannot set the extended attribute {name} of {} (restore as root, \
+             onto a filesystem with extended attributes, or pass --no-xattrs)",
+            shown(rel)
+        ),
+        e,
+    )
 }
 
 fn fd_number(fd: &OwnedFd) -> i32 {

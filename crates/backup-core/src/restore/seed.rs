@@ -9,13 +9,22 @@
 //! (the file changed, or changed while it was copied) is written again from
 //! the repository before it is checked again.
 //!
+//! Each file is done in one pass through one descriptor: created, copied,
+//! read back, then given its owner, attributes, mode and times. Workers
+//! take a directory's files together, so that two of them rarely wait on
+//! the same directory's lock to create entries (measured on a 27 000-file
+//! tree with a warm page cache: 2.0 s where a pass per step took 2.2 to
+//! 2.4 s, and a fifth less system time).
+//!
 //! The current copy is opened beneath its root without following any
 //! symlink (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), non
 //! blocking, without moving its access time where allowed (`O_NOATIME`),
 //! and only a regular file of the right size is read, so a FIFO or device
 //! planted in the live tree is never opened for reading.
 
+use super::handle::{start_writeback, DirHandle};
 use super::selection::{Item, STAGED};
+use crate::error::Result;
 use crate::progress::Progress;
 use crate::snapshot::NodeKind;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
@@ -86,54 +95,173 @@ fn seedable(it: &Item) -> bool {
     it.node.kind == NodeKind::File && it.link.is_none() && it.node.size > 0 && !it.node.sparse
 }
 
-/// Copies the current copy of every seedable item among `files` (indices
-/// into `items`) into its staged file, on `workers` threads. Returns the
-/// indices copied whole, in order; any failure only means the file is
-/// written from the repository instead.
-pub(crate) fn seed_files(
-    seed: &Seed,
-    dir: &super::handle::DirHandle,
-    items: &[Item],
+/// Files of one directory handed to a worker together, so that two workers
+/// rarely create entries in the same directory at once (each creation
+/// takes the directory's lock, and a waiting worker spins on it).
+const BATCH_FILES: usize = 256;
+
+/// A batch is also closed at this much content, so that large files still
+/// spread over the workers.
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How one tree's files are staged: from their current copy where there is
+/// one, and with which metadata options.
+pub(crate) struct Staging<'a> {
+    /// The current copy, if any.
+    pub seed: Option<&'a Seed>,
+    /// The staging directory.
+    pub dir: &'a DirHandle,
+    /// Every entry of the restore.
+    pub items: &'a [Item],
+    /// Whether owners are set (only root can).
+    pub is_root: bool,
+    /// Leave extended attributes out.
+    pub no_xattrs: bool,
+}
+
+/// What [`stage_files`] did with each file.
+#[derive(Debug, Default)]
+pub(crate) struct Seeded {
+    /// Files copied from their current copy, checked against the snapshot
+    /// and given their metadata: done. In order.
+    pub finished: Vec<usize>,
+    /// Files created empty at their size, for the repository to fill. In
+    /// order.
+    pub rest: Vec<usize>,
+}
+
+/// Creates every file of `files` (indices into the items) on `workers`
+/// threads, a directory's files together. A file whose current copy is a
+/// regular file of the captured size is copied from it in the kernel, read
+/// back through the same descriptor and checked against its SHA-256, and on
+/// a match given its owner, attributes, mode and times at once: one lookup
+/// and one open of the staged file instead of one per pass. Any other file,
+/// or one whose copy does not match, is left at its size for the
+/// repository. A failure to create a file is an error; a failure to copy
+/// only sends the file to the repository.
+pub(crate) fn stage_files(
+    how: &Staging<'_>,
     files: &[usize],
     workers: usize,
     progress: &dyn Progress,
-) -> Vec<usize> {
-    let copied = Mutex::new(Vec::new());
-    // The work never fails: a file that cannot be copied is left to the repository.
-    let _ = crate::parallel::for_each_parallel(
-        files,
+) -> Result<Seeded> {
+    let finished = Mutex::new(Vec::new());
+    let rest = Mutex::new(Vec::new());
+    crate::parallel::for_each_parallel(
+        &batches(how.items, files),
         workers,
-        || Ok(()),
-        |_, i| {
-            let it = &items[*i];
-            if seedable(it) && copy_current(seed, dir, it) {
-                copied.lock().expect("lock").push(*i);
-                progress.inc(it.node.size);
+        || Ok(vec![0u8; 1024 * 1024]),
+        |buf, batch| {
+            for &i in *batch {
+                let done = stage_file(how, &how.items[i], buf, progress)?;
+                let into = if done { &finished } else { &rest };
+                into.lock().expect("lock").push(i);
             }
             Ok(())
         },
-    );
-    let mut copied = copied.into_inner().expect("lock");
-    copied.sort_unstable();
-    copied
+    )?;
+    let mut out = Seeded {
+        finished: finished.into_inner().expect("lock"),
+        rest: rest.into_inner().expect("lock"),
+    };
+    out.finished.sort_unstable();
+    out.rest.sort_unstable();
+    Ok(out)
 }
 
-/// Copies one item's current copy whole into its staged file.
-fn copy_current(seed: &Seed, dir: &super::handle::DirHandle, it: &Item) -> bool {
-    let Some(from) = seed.current(&it.rel, it.node.size) else {
-        return false;
+/// `files` cut into runs of one directory's files, each at most
+/// [`BATCH_FILES`] files or about [`BATCH_BYTES`] of content.
+fn batches<'a>(items: &[Item], files: &'a [usize]) -> Vec<&'a [usize]> {
+    let parent = |i: usize| {
+        let rel = &items[i].rel;
+        &rel[..rel.iter().rposition(|b| *b == b'/').unwrap_or(0)]
     };
-    let Ok(to) = dir.open_file(&it.rel, true) else {
-        return false;
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (k, &i) in files.iter().enumerate() {
+        let full = k - start >= BATCH_FILES || bytes >= BATCH_BYTES;
+        if k > start && (full || parent(i) != parent(files[k - 1])) {
+            out.push(&files[start..k]);
+            (start, bytes) = (k, 0);
+        }
+        bytes += items[i].node.size;
+    }
+    if start < files.len() {
+        out.push(&files[start..]);
+    }
+    out
+}
+
+/// Creates one staged file and, when its current copy matches the
+/// snapshot, fills and finishes it; returns whether it is finished.
+fn stage_file(
+    how: &Staging<'_>,
+    it: &Item,
+    buf: &mut [u8],
+    progress: &dyn Progress,
+) -> Result<bool> {
+    let current = how
+        .seed
+        .filter(|_| seedable(it))
+        .and_then(|s| s.current(&it.rel, it.node.size));
+    let mut to = how.dir.create_file_rw(&it.rel)?;
+    let copied = match current {
+        Some(from) => {
+            copy_whole(&from, &to, it.node.size)
+                && super::files::content_matches(&mut to, it, buf, progress)?
+        }
+        None => false,
     };
+    if !copied {
+        return how.dir.set_size(&to, &it.rel, it.node.size).map(|()| false);
+    }
+    super::files::set_metadata_fd(&to, it, how.is_root, how.no_xattrs)?;
+    start_writeback(&to);
+    Ok(true)
+}
+
+/// Copies `size` bytes of `from` into `to` from offset 0, in the kernel.
+fn copy_whole(from: &OwnedFd, to: &std::fs::File, size: u64) -> bool {
     let (mut off_in, mut off_out) = (0u64, 0u64);
-    while off_in < it.node.size {
-        let left = (it.node.size - off_in).min(1 << 30) as usize;
-        match rustix::fs::copy_file_range(&from, Some(&mut off_in), &to, Some(&mut off_out), left) {
+    while off_in < size {
+        let left = (size - off_in).min(1 << 30) as usize;
+        match rustix::fs::copy_file_range(from, Some(&mut off_in), to, Some(&mut off_out), left) {
             Ok(0) | Err(_) => return false,
             Ok(_) => {}
         }
     }
-    super::handle::start_writeback(&to);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Node;
+
+    fn item(rel: &str, size: u64) -> Item {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "path": format!("/{rel}"), "type": "file", "mode": 0o644, "uid": 0, "gid": 0,
+            "mtime": 0, "mtime_nsec": 0, "size": size
+        }))
+        .expect("a node");
+        Item {
+            node,
+            rel: rel.as_bytes().to_vec(),
+            link: None,
+        }
+    }
+
+    #[test]
+    fn batches_keep_to_one_directory_and_close_when_full() {
+        let mut items = vec![item("r/a/1", 10), item("r/a/2", 10), item("r/b/1", 10)];
+        items.extend((0..300).map(|k| item(&format!("r/c/{k}"), 1)));
+        items.push(item("r/d/big", BATCH_BYTES));
+        items.push(item("r/d/next", 1));
+        let files: Vec<usize> = (0..items.len()).collect();
+        let got: Vec<usize> = batches(&items, &files).iter().map(|b| b.len()).collect();
+        assert_eq!(got, vec![2, 1, BATCH_FILES, 300 - BATCH_FILES, 1, 1]);
+        let all: Vec<usize> = batches(&items, &files).concat();
+        assert_eq!(all, files);
+        assert!(batches(&items, &[]).is_empty());
+    }
 }
