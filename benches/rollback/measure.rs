@@ -375,14 +375,15 @@ fn time_plan(b: &Bench, config: &OsStr) -> Result<Option<Timed>> {
     }
 }
 
-/// How long ext4 without a journal treats a deleted inode as recent once
-/// its inode table block is written (60 s, `RECENTCY_MIN` in
-/// `fs/ext4/ialloc.c`, plus a margin): until then, creating a file scans
-/// past every recently freed inode, so a tree copied right after a large
-/// delete costs several times more, whoever copies it. A block made dirty
-/// again (by files created in it) extends that to 360 s, which no wait
-/// here covers: the anchors and the staging then pay alike.
-const RECENT_DELETE: Duration = Duration::from_secs(65);
+/// How long ext4 without a journal may treat a deleted inode as recent: 60 s
+/// once its inode table block is written (`RECENTCY_MIN` in
+/// `fs/ext4/ialloc.c`), 360 s while that block is dirty (`RECENTCY_MIN` +
+/// `RECENTCY_DIRTY`), as it is again as soon as a file is created in it;
+/// plus a margin. Until then, creating a file scans past every recently
+/// freed inode, so a tree copied after a large delete (the previous round's
+/// cleanup, or an earlier run's) costs several times more, whoever copies
+/// it.
+const RECENT_DELETE: Duration = Duration::from_secs(365);
 
 /// Lets the deletes of the previous round or case age before anything is
 /// timed: `sync`, then a wait of [`RECENT_DELETE`]. The anchor's copy and
