@@ -3,7 +3,7 @@
 //! staged copy moved into place. Entries are created relative to a handle
 //! on the staging directory (see [`super::handle`]).
 
-use super::handle::{shown, start_writeback, DirHandle};
+use super::handle::{shown, DirHandle};
 use super::place::{occupied, put_in_place, StagingDir};
 use super::seed::{stage_files, Seed, Seeded, Staging};
 use super::selection::{select_all, select_path, Item, Listing, Selection};
@@ -463,9 +463,7 @@ fn matches_snapshot(
     progress: &dyn Progress,
 ) -> Result<bool> {
     let mut f = dir.open_file(&it.rel, false)?;
-    let matches = content_matches(&mut f, it, buf, progress)?;
-    start_writeback(&f);
-    Ok(matches)
+    content_matches(&mut f, it, buf, progress)
 }
 
 /// Whether `f`, read from its current offset to its end, has the size and

@@ -230,13 +230,3 @@ fn fd_number(fd: &OwnedFd) -> i32 {
     use std::os::fd::AsRawFd;
     fd.as_fd().as_raw_fd()
 }
-
-/// Asks the kernel to start writing a staged file to disk now, without
-/// waiting, so that the disk works while the rest is staged and the
-/// `syncfs` that ends staging finds little left. `POSIX_FADV_DONTNEED`
-/// starts the write-back of the file's dirty pages and drops only the pages
-/// already clean (PostgreSQL's `pg_flush_data` does the same where
-/// `sync_file_range` is missing). Only a hint: a failure changes nothing.
-pub fn start_writeback(f: &File) {
-    let _ = rustix::fs::fadvise(f, 0, 0, rustix::fs::Advice::DontNeed);
-}

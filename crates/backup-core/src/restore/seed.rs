@@ -22,7 +22,7 @@
 //! and only a regular file of the right size is read, so a FIFO or device
 //! planted in the live tree is never opened for reading.
 
-use super::handle::{start_writeback, DirHandle};
+use super::handle::DirHandle;
 use super::selection::{Item, STAGED};
 use crate::error::Result;
 use crate::progress::Progress;
@@ -216,7 +216,6 @@ fn stage_file(
         return how.dir.set_size(&to, &it.rel, it.node.size).map(|()| false);
     }
     super::files::set_metadata_fd(&to, it, how.is_root, how.no_xattrs)?;
-    start_writeback(&to);
     Ok(true)
 }
 
