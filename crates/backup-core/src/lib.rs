@@ -32,7 +32,9 @@ pub mod store;
 pub mod system;
 mod verify;
 
-pub use create::{create_snapshot, CreateOptions, CreateResult, FileSource, PostgresSource};
+pub use create::{
+    create_snapshot, CreateOptions, CreateResult, FileSource, KnownParents, PostgresSource,
+};
 pub use crypto::{Cipher, MasterKey};
 pub use diff::{diff_live, diff_live_component, diff_snapshots, Change, ChangeKind, LiveDiff};
 pub use error::{Error, ErrorKind, Result};

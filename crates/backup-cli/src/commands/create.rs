@@ -100,6 +100,7 @@ pub fn run(s: &Settings, a: Args, out: Output) -> Result<i32> {
         workers: a.threads,
         time: a.time,
         host: a.host,
+        ..CreateOptions::default()
     };
     let bars = out.progress();
     let result = create_snapshot(&repo, &options, &bars);

@@ -6,11 +6,13 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::{Lock, Repository, Saver};
-use crate::snapshot::{default_component_name, list_snapshots, save_snapshot, Snapshot};
-use crate::source::files::{absolute_source, build_excludes, FilesOptions};
+use crate::snapshot::{default_component_name, list_snapshots, save_snapshot, Node, Snapshot};
+use crate::source::files::{absolute_source, build_excludes, parent_of, FilesOptions, Parent};
 use crate::source::postgres::conninfo::ConnInfo;
 use crate::source::postgres::PostgresOptions;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// One file source: a tree or a single file, with the component name it
@@ -113,6 +115,33 @@ pub struct CreateOptions {
     /// The snapshot's host name (default: this host's). Unchanged files
     /// are looked up in the newest earlier snapshot of this host.
     pub host: Option<String>,
+    /// Listings already in memory, which need not be read again when one
+    /// of them is a tree's parent.
+    pub parents: KnownParents,
+}
+
+/// Listings already read, each as a [`Parent`] by its tree's blob ids: a
+/// rollback hands the ones it staged from to its safety snapshot, whose
+/// parents they usually are.
+#[derive(Clone, Default)]
+pub struct KnownParents(HashMap<Vec<Id>, Arc<Parent>>);
+
+impl KnownParents {
+    /// Keeps `nodes`, the listing stored as `tree`.
+    pub fn insert(&mut self, tree: &[Id], nodes: impl IntoIterator<Item = Node>) {
+        self.0.insert(tree.to_vec(), Arc::new(parent_of(nodes)));
+    }
+
+    /// The listing stored as `tree`, if kept.
+    pub fn get(&self, tree: &[Id]) -> Option<Arc<Parent>> {
+        self.0.get(tree).cloned()
+    }
+}
+
+impl std::fmt::Debug for KnownParents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KnownParents({} listings)", self.0.len())
+    }
 }
 
 /// The result of a create run.

@@ -2,15 +2,17 @@
 //! while the file trees are read, since the one waits mostly on the server
 //! and the other on the file system.
 
+use super::KnownParents;
 use super::{CreateOptions, Snapshot};
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::Progress;
 use crate::repository::{Repository, Saver};
 use crate::snapshot::{load_tree, Component, PostgresComponent};
-use crate::source::files::{capture_files, Parent};
+use crate::source::files::{capture_files, parent_of, Parent};
 use crate::source::postgres::capture_postgres;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// What one `create` run reads, and where it writes.
 pub(super) struct Sources<'a> {
@@ -100,7 +102,13 @@ impl Sources<'_> {
                 .zip(self.roots)
                 .map(|(s, r)| s.record_as.clone().unwrap_or_else(|| r.clone()))
                 .collect();
-            find_parents(self.repo, self.earlier, self.host, &recorded)
+            find_parents(
+                self.repo,
+                self.earlier,
+                self.host,
+                &recorded,
+                &options.parents,
+            )
         };
         let mut out = Vec::new();
         let sources = self.roots.iter().zip(&parents).zip(&self.names);
@@ -109,7 +117,13 @@ impl Sources<'_> {
             files_options
                 .excludes
                 .extend(source.excludes.iter().cloned());
-            let mut c = capture_files(self.saver, root, &files_options, parent.as_ref(), progress)?;
+            let mut c = capture_files(
+                self.saver,
+                root,
+                &files_options,
+                parent.as_deref(),
+                progress,
+            )?;
             c.name = name.clone();
             c.secret = source.secret;
             if let Some(p) = &source.record_as {
@@ -179,13 +193,14 @@ fn postgres_parents(snaps: &[Snapshot]) -> Vec<&PostgresComponent> {
 }
 
 /// For each root, the listing of the newest snapshot from this host that
-/// captured it.
+/// captured it: from `known` when it is there, else read.
 fn find_parents(
     repo: &Repository,
     snaps: &[Snapshot],
     host: &str,
     roots: &[PathBuf],
-) -> Vec<Option<Parent>> {
+    known: &KnownParents,
+) -> Vec<Option<Arc<Parent>>> {
     let snaps: Vec<&Snapshot> = snaps.iter().filter(|s| s.host == host).collect();
     roots
         .iter()
@@ -196,12 +211,11 @@ fn find_parents(
                 .iter()
                 .rev()
                 .find_map(|s| s.file_components().find(|f| f.path == path))?;
+            if let Some(p) = known.get(&fc.tree) {
+                return Some(p);
+            }
             let nodes = load_tree(repo, &fc.tree).ok()?;
-            let by_path = nodes
-                .into_iter()
-                .filter_map(|n| Some((n.path_bytes().ok()?, n)))
-                .collect();
-            Some(by_path)
+            Some(Arc::new(parent_of(nodes)))
         })
         .collect()
 }
@@ -222,6 +236,43 @@ mod tests {
         let r = both::<(), u8>(Ok(()), Err(cause()));
         assert_eq!(r.unwrap_err().kind(), ErrorKind::Source);
         assert_eq!(both::<u8, u8>(Ok(1), Ok(2)).unwrap(), (1, 2));
+    }
+
+    fn captured(path: &str, tree: Vec<crate::id::Id>) -> Component {
+        Component::Files(crate::snapshot::FilesComponent {
+            name: String::new(),
+            path: path.into(),
+            tree,
+            stats: Default::default(),
+            excludes: Vec::new(),
+            no_xattrs: false,
+            secret: false,
+            warnings: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_known_listing_serves_as_the_parent_without_being_read() {
+        let store = Arc::new(crate::store::MemoryStore::default());
+        let (repo, _) = Repository::init(store, Default::default()).unwrap();
+        // Two captures whose listings are not in the repository: only a
+        // known one can be a parent, since reading fails.
+        let (known_tree, unknown_tree) = (
+            vec![crate::id::Id::sha256(b"known")],
+            vec![crate::id::Id::sha256(b"unknown")],
+        );
+        let mut snap = Snapshot::new(Vec::new(), None);
+        snap.components.push(captured("/srv/a", known_tree.clone()));
+        snap.components.push(captured("/srv/b", unknown_tree));
+        let mut known = KnownParents::default();
+        known.insert(&known_tree, Vec::new());
+        let roots = [PathBuf::from("/srv/a"), PathBuf::from("/srv/b")];
+        let found = find_parents(&repo, &[snap.clone()], &snap.host, &roots, &known);
+        assert!(found[0].as_ref().is_some_and(|p| p.is_empty()));
+        assert!(found[1].is_none());
+        // Another host's capture is nobody's parent, known or not.
+        let found = find_parents(&repo, &[snap], "elsewhere", &roots, &known);
+        assert!(found.iter().all(Option::is_none));
     }
 
     #[derive(Default)]

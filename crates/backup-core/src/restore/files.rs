@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::{decode_blob, pack_read_error, BlobLocation, Lock, Repository};
-use crate::snapshot::{load_tree, FilesComponent, NodeKind, Snapshot};
+use crate::snapshot::{load_tree, FilesComponent, Node, NodeKind, Snapshot};
 use crate::store::Kind;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -249,13 +249,15 @@ fn content_bytes(items: &[Item], set: &[usize]) -> u64 {
 }
 
 /// Stages one file component, whole, into `staging/r` (its content at the
-/// top: `r` is the component's directory, file or symlink), verified.
+/// top: `r` is the component's directory, file or symlink), verified;
+/// `nodes` is its listing, as read by the caller.
 /// Files unchanged at `current` (the live path the staged copy will
 /// replace) are copied from there. The caller holds the repository lock
 /// and owns `staging`.
 pub(crate) fn stage_component(
     repo: &Repository,
     fc: &FilesComponent,
+    nodes: Vec<Node>,
     staging: &std::path::Path,
     current: Option<&std::path::Path>,
     workers: usize,
@@ -263,7 +265,7 @@ pub(crate) fn stage_component(
 ) -> Result<Staged> {
     let listings = vec![Listing {
         path: fc.path.clone(),
-        nodes: load_tree(repo, &fc.tree)?,
+        nodes,
     }];
     let sel = select_path(listings, &fc.path, &[])?;
     let how = HowStaged {

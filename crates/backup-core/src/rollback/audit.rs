@@ -163,6 +163,7 @@ pub fn safety_snapshot(session: &Session, j: &Journal) -> Result<Id> {
         tags: vec![PRE_ROLLBACK_TAG.to_string()],
         label: Some(format!("state replaced by rollback {}", j.id)),
         workers: session.jobs,
+        parents: session.staged_listings(),
         ..CreateOptions::default()
     };
     options.postgres_options.jobs = session.jobs;

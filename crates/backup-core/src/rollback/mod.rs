@@ -25,14 +25,16 @@ pub use guard::SystemLock;
 pub use journal::{Journal, Operation, Phase, StateDir, StepRecord};
 pub use undo::{cleanup, undo, CleanupReport};
 
+use crate::create::KnownParents;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::{Lock, Repository};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Node, Snapshot};
 use crate::source::postgres::conninfo::ConnInfo;
 use crate::system::System;
 use serde::Serialize;
+use std::sync::Mutex;
 
 /// Everything a rollback step needs, with the locks held across all steps:
 /// the system lock (one rollback, undo or restore at a time) and a shared
@@ -48,6 +50,9 @@ pub struct Session<'a> {
     pub progress: &'a dyn Progress,
     /// The rollback state in the system's state directory.
     pub state: StateDir,
+    /// The listings the trees were staged from, kept for the safety
+    /// snapshot (the kept trees' parents, most often).
+    staged_listings: Mutex<KnownParents>,
     _system_lock: SystemLock,
     _repo_lock: Lock,
 }
@@ -70,9 +75,28 @@ impl<'a> Session<'a> {
             jobs: jobs.max(1),
             progress,
             state,
+            staged_listings: Mutex::default(),
             _system_lock: system_lock,
             _repo_lock: repo_lock,
         })
+    }
+
+    /// Keeps the listing a tree was staged from (stored as `tree`).
+    pub(crate) fn keep_listing(&self, tree: &[Id], nodes: &[Node]) {
+        let mut kept = self
+            .staged_listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        kept.insert(tree, nodes.iter().cloned());
+    }
+
+    /// The listings kept by [`Session::keep_listing`].
+    pub(crate) fn staged_listings(&self) -> KnownParents {
+        let kept = self
+            .staged_listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        kept.clone()
     }
 
     /// The connection of the database component `name`.

@@ -9,7 +9,7 @@ use super::Session;
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::Progress;
 use crate::restore::{derived_name, maintenance, stage_component, stage_database, StageOptions};
-use crate::snapshot::{FilesComponent, PostgresComponent, Snapshot};
+use crate::snapshot::{load_tree, FilesComponent, PostgresComponent, Snapshot};
 use crate::source::postgres::conninfo::ConnInfo;
 use crate::system::System;
 use std::os::unix::fs::MetadataExt;
@@ -347,9 +347,12 @@ fn stage_tree(
         )
         .with_kind(ErrorKind::Target)
     })?;
+    let nodes = load_tree(session.repo, &comp.tree)?;
+    session.keep_listing(&comp.tree, &nodes);
     let staged = stage_component(
         session.repo,
         comp,
+        nodes,
         &dir,
         Some(&f.live),
         session.jobs,

@@ -39,6 +39,15 @@ pub struct FilesOptions {
 /// times and inode are unchanged reuse its blobs without being read again.
 pub type Parent = HashMap<Vec<u8>, Node>;
 
+/// A listing as a [`Parent`]: its nodes by path (a node whose path cannot
+/// be decoded is left out, and its file read again).
+pub fn parent_of(nodes: impl IntoIterator<Item = Node>) -> Parent {
+    nodes
+        .into_iter()
+        .filter_map(|n| Some((n.path_bytes().ok()?, n)))
+        .collect()
+}
+
 fn unchanged(old: &Node, meta: &Metadata, index: &crate::repository::Index) -> bool {
     same_file(old, meta) && old.blobs.iter().all(|b| index.contains(b))
 }
