@@ -240,14 +240,9 @@ mod tests {
 
     fn captured(path: &str, tree: Vec<crate::id::Id>) -> Component {
         Component::Files(crate::snapshot::FilesComponent {
-            name: String::new(),
             path: path.into(),
             tree,
-            stats: Default::default(),
-            excludes: Vec::new(),
-            no_xattrs: false,
-            secret: false,
-            warnings: Vec::new(),
+            ..Default::default()
         })
     }
 

@@ -509,14 +509,8 @@ fn snapshot(host: &str, paths: &[&str], tags: &[&str]) -> Snapshot {
     s.host = host.into();
     for p in paths {
         s.components.push(Component::Files(FilesComponent {
-            name: String::new(),
             path: p.to_string(),
-            tree: Vec::new(),
-            stats: Default::default(),
-            excludes: Vec::new(),
-            no_xattrs: false,
-            secret: false,
-            warnings: Vec::new(),
+            ..Default::default()
         }));
     }
     s

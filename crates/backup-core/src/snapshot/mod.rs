@@ -84,7 +84,7 @@ impl Component {
 }
 
 /// A captured file tree.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FilesComponent {
     /// The component's name (`--files NAME=PATH`); empty in snapshots of
     /// earlier versions, see [`FilesComponent::name`].
