@@ -364,9 +364,16 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         )
     }
 
-    /// Whether the S3 port accepts connections.
+    /// Whether this server's own process listens on its S3 port. A port
+    /// picked as free may be bound first by another test's server, whose
+    /// answers would pass for this one's until that test stops it.
     pub(crate) fn s3_up(&self) -> bool {
-        std::net::TcpStream::connect(("127.0.0.1", self.s3_port)).is_ok()
+        let Some(pid) = self.child.as_ref().map(Child::id) else {
+            return false;
+        };
+        listening_sockets(self.s3_port)
+            .into_iter()
+            .any(|inode| holds_socket(pid, inode))
     }
 
     /// The full node id with its address, `<hex>@127.0.0.1:<rpc port>`.
@@ -537,9 +544,45 @@ pub(crate) fn random_hex(n: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The inodes of the IPv4 sockets listening on `port` (`/proc/net/tcp`).
+fn listening_sockets(port: u16) -> Vec<u64> {
+    const LISTEN: &str = "0A";
+    let Ok(table) = fs::read_to_string("/proc/net/tcp") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in table.lines().skip(1) {
+        // sl local_address rem_address st queues timer retransmits uid timeout inode
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(state), Some(inode)) = (fields.get(1), fields.get(3), fields.get(9))
+        else {
+            continue;
+        };
+        let local_port = local
+            .split_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+        if local_port == Some(port) && *state == LISTEN {
+            if let Ok(inode) = inode.parse() {
+                out.push(inode);
+            }
+        }
+    }
+    out
+}
+
+/// Whether process `pid` has the socket `inode` open.
+fn holds_socket(pid: u32, inode: u64) -> bool {
+    let want = format!("socket:[{inode}]");
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == want.as_str()))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_key;
+    use super::{holds_socket, listening_sockets, parse_key};
 
     #[test]
     fn parses_key_output() {
@@ -551,5 +594,18 @@ mod tests {
         );
         let redacted = "Key ID: GK1\nSecret key: (redacted)\n";
         assert_eq!(parse_key(redacted), (Some("GK1".to_string()), None));
+    }
+
+    #[test]
+    fn a_listening_socket_is_found_with_the_process_that_holds_it() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let inodes = listening_sockets(port);
+        assert_eq!(inodes.len(), 1, "{inodes:?}");
+        assert!(holds_socket(std::process::id(), inodes[0]));
+        // Another process does not hold it.
+        assert!(!holds_socket(1, inodes[0]));
+        drop(listener);
+        assert!(listening_sockets(port).is_empty());
     }
 }
