@@ -223,7 +223,7 @@ pub fn diff_live(
     let mut live = BTreeMap::new();
     let mut out = LiveDiff::default();
     for fc in a.file_components() {
-        let (c, l, read) = live_listing(repo, fc, read_all, progress)?;
+        let (c, l, read) = live_listing(repo, fc, read_all, None, progress)?;
         let files = l.iter().filter(|n| n.kind == NodeKind::File).count() as u64;
         out.files_read += read;
         out.files_trusted += files - read;
@@ -240,9 +240,10 @@ pub fn diff_live(
 pub fn diff_live_component(
     repo: &Repository,
     fc: &FilesComponent,
+    walked: Option<Result<Vec<Node>>>,
     progress: &dyn Progress,
 ) -> Result<(Vec<Change>, Vec<Node>)> {
-    let (captured, live, _) = live_listing(repo, fc, false, progress)?;
+    let (captured, live, _) = live_listing(repo, fc, false, walked, progress)?;
     let changes = diff_maps(
         &by_full_path(&fc.path, captured.values()),
         &by_full_path(&fc.path, live.iter()),
@@ -258,6 +259,7 @@ fn live_listing(
     repo: &Repository,
     fc: &FilesComponent,
     read_all: bool,
+    walked: Option<Result<Vec<Node>>>,
     progress: &dyn Progress,
 ) -> Result<(HashMap<String, Node>, Vec<Node>, u64)> {
     let root = std::path::Path::new(&fc.path);
@@ -266,7 +268,7 @@ fn live_listing(
             let nodes = load_tree(repo, &fc.tree)?;
             Ok(nodes.into_iter().map(|n| (n.path.clone(), n)).collect())
         });
-        let live = walk_live(root, &fc.excludes, !fc.no_xattrs);
+        let live = walked.unwrap_or_else(|| walk_live(root, &fc.excludes, !fc.no_xattrs));
         let captured = loading.join().unwrap_or_else(|_| {
             Err(crate::error::Error::new(
                 crate::error::ErrorKind::Source,

@@ -46,7 +46,7 @@ pub fn run(s: &Settings, a: ApplyArgs, out: Output) -> Result<i32> {
     if !moved.is_empty() {
         if a.replan {
             let bars = out.progress();
-            let fresh = make_plan(&repo, sys, id, &snap, &bars);
+            let fresh = make_plan(&repo, sys, id, &snap, None, &bars);
             bars.finish();
             let fresh = fresh?;
             fresh.save(&a.plan)?;

@@ -4,7 +4,7 @@ use crate::exit;
 use crate::output::Output;
 use crate::settings::Settings;
 use anyhow::{bail, Result};
-use backup_core::plan::{live_moved, make_plan, render_markdown, render_text, Plan};
+use backup_core::plan::{live_moved, make_plan, render_markdown, render_text, LiveAhead, Plan};
 use backup_core::system::System;
 use std::path::Path;
 
@@ -47,10 +47,13 @@ pub fn run(s: &Settings, a: PlanArgs, out: Output) -> Result<i32> {
             "name the snapshot to plan a rollback to (an id, a prefix or `latest`)"
         ));
     };
+    // The live side needs nothing from the repository: it is read while
+    // the repository opens.
+    let ahead = LiveAhead::start(system);
     let repo = s.open()?;
     let (id, snap) = super::pick(&repo, spec, &a.tags)?;
     let bars = out.progress();
-    let plan = make_plan(&repo, system, id, &snap, &bars);
+    let plan = make_plan(&repo, system, id, &snap, Some(&ahead), &bars);
     bars.finish();
     let plan = plan?;
     if let Some(path) = &a.output {

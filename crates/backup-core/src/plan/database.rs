@@ -112,18 +112,19 @@ pub struct Statistics {
 }
 
 /// Plans one database: the stored DDL (from the repository) and the live
-/// state (from the server) are read side by side. Returns the plan and
-/// the live fingerprint.
+/// state (from the server, unless `probed` ahead) are read side by side.
+/// Returns the plan and the live fingerprint.
 pub fn plan_database(
     repo: &Repository,
     entry: &PostgresEntry,
     comp: &PostgresComponent,
+    probed: Option<Result<LiveDatabase>>,
     progress: &dyn Progress,
 ) -> Result<(DatabasePlan, String)> {
     progress.phase(&format!("planning database {}", entry.name), None);
     let (stored, live) = std::thread::scope(|s| {
         let stored = s.spawn(|| schema::stored_sql(repo, comp));
-        let live = live_db::probe(&entry.connection);
+        let live = probed.unwrap_or_else(|| live_db::probe(&entry.connection));
         let stored = stored
             .join()
             .unwrap_or_else(|_| Err(Error::new(ErrorKind::Source, "pg_restore reader panicked")));

@@ -55,15 +55,17 @@ pub struct FilesPlan {
     pub live_listing: Option<Vec<String>>,
 }
 
-/// Plans one file tree. Returns the plan and the live fingerprint.
+/// Plans one file tree, from its live listing if `walked` ahead. Returns
+/// the plan and the live fingerprint.
 pub fn plan_files(
     repo: &Repository,
     entry: &FilesEntry,
     fc: &FilesComponent,
+    walked: Option<Result<Vec<Node>>>,
     progress: &dyn Progress,
 ) -> Result<(FilesPlan, String)> {
     progress.phase(&format!("planning files {}", entry.name), None);
-    let (changes, live) = diff_live_component(repo, fc, progress)?;
+    let (changes, live) = diff_live_component(repo, fc, walked, progress)?;
     let count = |k: ChangeKind| changes.iter().filter(|c| c.kind == k).count() as u64;
     let listing = entry_digests(&live);
     let plan = FilesPlan {

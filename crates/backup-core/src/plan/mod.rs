@@ -15,6 +15,7 @@
 //! [`live_moved`] finds a component whose live state is no longer the one
 //! the plan saw: a reviewed plan is only ever applied to what was reviewed.
 
+mod ahead;
 mod database;
 mod document;
 mod estimate;
@@ -24,6 +25,7 @@ mod moved;
 mod render;
 mod schema;
 
+pub use ahead::LiveAhead;
 pub use database::{
     DatabasePlan, LiveDatabaseState, LiveTable, RowSource, Statistics, TablePlan, Written,
 };
@@ -109,7 +111,8 @@ struct Pairs<'a> {
     not_rolled_back: Vec<String>,
 }
 
-/// Makes the plan of rolling `system` back to snapshot `id`. Refuses
+/// Makes the plan of rolling `system` back to snapshot `id`, taking the
+/// live side from `ahead` where it was read ahead. Refuses
 /// (kind [`crate::ErrorKind::Usage`]) when the snapshot lacks a component
 /// the system description names, or captured a file component elsewhere.
 pub fn make_plan(
@@ -117,10 +120,11 @@ pub fn make_plan(
     system: &System,
     id: Id,
     snap: &Snapshot,
+    ahead: Option<&LiveAhead>,
     progress: &dyn Progress,
 ) -> Result<Plan> {
     let pairs = pair_components(system, id, snap)?;
-    let (databases, files) = plan_components(repo, &pairs, progress)?;
+    let (databases, files) = plan_components(repo, &pairs, ahead, progress)?;
     let mut components = BTreeMap::new();
     components.extend(databases.iter().map(|(d, f)| (d.name.clone(), f.clone())));
     components.extend(files.iter().map(|(f, fp)| (f.name.clone(), fp.clone())));
@@ -241,6 +245,7 @@ const FILE_PLANNERS: usize = 2;
 fn plan_components(
     repo: &Repository,
     pairs: &Pairs<'_>,
+    ahead: Option<&LiveAhead>,
     progress: &dyn Progress,
 ) -> Result<(Planned<DatabasePlan>, Planned<FilesPlan>)> {
     let lane = crate::progress::beside(progress);
@@ -249,12 +254,16 @@ fn plan_components(
             pairs
                 .databases
                 .iter()
-                .map(|(e, c)| database::plan_database(repo, e, c, &*lane))
+                .map(|(e, c)| {
+                    let live = ahead.and_then(|a| a.database(&e.name));
+                    database::plan_database(repo, e, c, live, &*lane)
+                })
                 .collect::<Result<Vec<_>>>()
         });
         // Each tree on a line of its own: two are planned at once.
         let files = crate::parallel::map_parallel(&pairs.files, FILE_PLANNERS, |(e, c)| {
-            files::plan_files(repo, e, c, &*crate::progress::beside(progress))
+            let live = ahead.and_then(|a| a.tree(&e.name, &c.path, &c.excludes, !c.no_xattrs));
+            files::plan_files(repo, e, c, live, &*crate::progress::beside(progress))
         });
         let dbs = dbs.join().unwrap_or_else(|_| {
             Err(Error::new(

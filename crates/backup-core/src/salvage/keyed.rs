@@ -8,7 +8,7 @@ use super::catalog::Table;
 use super::compare::{candidate_filter, late_filter, Sides};
 use super::gone;
 use super::merge::{self, Candidate, Original};
-use super::sql::{copy_field, each_row, key_join, row_text, select_list, text_array, values};
+use super::sql::{copy_field, each_row, key_join, select_list, text_array, values};
 use super::{Change, TableDelta, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::snapshot::{TableData, TableStats};
@@ -30,16 +30,27 @@ pub(super) struct KeptScan {
 }
 
 /// What the kept side reads of each candidate, in this order: its key
-/// (`text[]`), its key hash, its compared columns as one text, and every
-/// column (`text[]`).
+/// (`text[]`), its key hash, and every column (`text[]`).
 fn candidate_list(d: &TableDelta) -> String {
     format!(
-        "{}, {}, {}, {}",
+        "{}, {}, {}",
         text_array(&d.key),
         gone::key_hash(&d.key),
-        row_text(&d.compared),
         text_array(&d.columns)
     )
+}
+
+/// Where each compared column is among all columns of the kept side.
+fn compared_positions(d: &TableDelta) -> Vec<usize> {
+    d.compared
+        .iter()
+        .map(|c| {
+            d.columns
+                .iter()
+                .position(|x| x == c)
+                .expect("compared columns are columns of the kept side")
+        })
+        .collect()
 }
 
 impl KeptScan {
@@ -129,16 +140,17 @@ fn keyed_scan(s: &mut Sides, d: &TableDelta) -> Result<KeptScan> {
         .query_one(&sql, &[])
         .map_err(|e| db_error("reading the candidate rows", e))?;
     let total = row.get::<_, i64>(0) as u64;
-    let gathered: Vec<(Vec<Value>, i64, String, Vec<Value>)> =
-        serde_json::from_str(row.get::<_, &str>(1)).map_err(|e| {
+    let gathered: Vec<(Vec<Value>, i64, Vec<Value>)> = serde_json::from_str(row.get::<_, &str>(1))
+        .map_err(|e| {
             Error::new(
                 ErrorKind::Source,
                 format!("the server sent candidate rows that are not valid JSON: {e}"),
             )
         })?;
     let mut scan = KeptScan::empty(Some((gathered.len() as u64, total)));
-    for (key, hash, compared, after) in gathered {
-        scan.push(key, hash, Candidate { compared, after });
+    let positions = compared_positions(d);
+    for (key, hash, after) in gathered {
+        scan.push(key, hash, Candidate::new(after, &positions));
     }
     Ok(scan)
 }
@@ -161,11 +173,9 @@ pub(super) fn candidates(
         qualified(&d.schema, &d.name),
         candidate_filter(s)
     );
+    let positions = compared_positions(d);
     each_row(&mut s.kept, &sql, |r| {
-        let cand = Candidate {
-            compared: r.get(2),
-            after: values(r, 3),
-        };
+        let cand = Candidate::new(values(r, 2), &positions);
         scan.push(values(r, 0), r.get(1), cand);
         Ok(())
     })?;
@@ -209,12 +219,10 @@ pub(super) fn keyed_streamed(
     let late = late_filter(s);
     let mut pairing = Pairing::default();
     let mut batch = KeptScan::empty(None);
+    let positions = compared_positions(d);
     let Sides { kept, live, .. } = s;
     each_row(kept, &sql, |r| {
-        let cand = Candidate {
-            compared: r.get(2),
-            after: values(r, 3),
-        };
+        let cand = Candidate::new(values(r, 2), &positions);
         batch.push(values(r, 0), r.get(1), cand);
         if batch.keys.len() >= LOOKUP_BATCH {
             let full = std::mem::replace(&mut batch, KeptScan::empty(None));
@@ -337,8 +345,7 @@ fn look_up(
     live.batch_execute("ANALYZE pg_temp.salvage_keys")
         .map_err(|e| db_error("analyzing keys", e))?;
     let sql = format!(
-        "SELECT s.salvage_n, {}, {}, {late} FROM pg_temp.salvage_keys s JOIN ONLY {} x ON {}",
-        row_text(&d.compared),
+        "SELECT s.salvage_n, {}, {late} FROM pg_temp.salvage_keys s JOIN ONLY {} x ON {}",
         text_array(&d.compared),
         qualified(&d.schema, &d.name),
         key_join(&d.key, "s")
@@ -350,13 +357,9 @@ fn look_up(
     }
     each_row(live, &sql, |r| {
         let n: i64 = r.get(0);
-        let late = r.get::<_, bool>(3);
+        let late = r.get::<_, bool>(2);
         late_rows += u64::from(late);
-        found[n as usize] = Some(Original {
-            compared: r.get(1),
-            before: values(r, 2),
-            late,
-        });
+        found[n as usize] = Some(Original::new(values(r, 1), late));
         Ok(())
     })?;
     if probe {
@@ -442,8 +445,7 @@ fn gone_rows(s: &mut Sides, d: &mut TableDelta, l: &Table) -> Result<Vec<Origina
         .batch_execute("ANALYZE pg_temp.salvage_all")
         .map_err(|e| db_error("analyzing keys", e))?;
     let sql = format!(
-        "SELECT {}, {}, {} FROM ONLY {} x WHERE NOT EXISTS (SELECT 1 FROM pg_temp.salvage_all a WHERE {})",
-        row_text(&d.compared),
+        "SELECT {}, {} FROM ONLY {} x WHERE NOT EXISTS (SELECT 1 FROM pg_temp.salvage_all a WHERE {})",
         text_array(&d.compared),
         late_filter(s),
         qualified(&d.schema, &d.name),
@@ -453,15 +455,11 @@ fn gone_rows(s: &mut Sides, d: &mut TableDelta, l: &Table) -> Result<Vec<Origina
     let mut late_rows = 0;
     each_row(&mut s.live, &sql, |r| {
         // Inserted after the rollback: not a row the snapshot had.
-        if r.get::<_, bool>(2) {
+        if r.get::<_, bool>(1) {
             late_rows += 1;
             return Ok(());
         }
-        gone.push(Original {
-            compared: r.get(0),
-            before: values(r, 1),
-            late: false,
-        });
+        gone.push(Original::new(values(r, 0), false));
         Ok(())
     })?;
     d.written_after_rollback += late_rows;

@@ -9,10 +9,22 @@ use xxhash_rust::xxh3::xxh3_128;
 /// A row of the replaced state that may differ from the snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
-    /// The compared columns as one text (`json_build_array(...)::text`).
+    /// The compared columns as one text ([`compared_text`]).
     pub compared: String,
     /// Every column of the replaced state.
     pub after: Vec<Value>,
+}
+
+impl Candidate {
+    /// A candidate of every column's text value, `after`, whose compared
+    /// columns are at `positions`.
+    pub fn new(after: Vec<Value>, positions: &[usize]) -> Candidate {
+        let picked: Vec<&Value> = positions.iter().map(|&i| &after[i]).collect();
+        Candidate {
+            compared: compared_text(&picked),
+            after,
+        }
+    }
 }
 
 /// A row of the snapshot.
@@ -24,6 +36,25 @@ pub struct Original {
     pub before: Vec<Value>,
     /// Written after the rollback (not the snapshot's own).
     pub late: bool,
+}
+
+impl Original {
+    /// A snapshot row of the compared columns' text values, `before`.
+    pub fn new(before: Vec<Value>, late: bool) -> Original {
+        let all: Vec<&Value> = before.iter().collect();
+        Original {
+            compared: compared_text(&all),
+            before,
+            late,
+        }
+    }
+}
+
+/// Text values (`None` for NULL) as one JSON array: equal exactly when
+/// every value is. Made on the client from the values both sides send
+/// anyway, so that the server does not build a second text of each row.
+pub fn compared_text(values: &[&Value]) -> String {
+    serde_json::to_string(values).expect("text values serialize")
 }
 
 /// Pairs candidates with the snapshot rows of the same key (`found[i]` is
@@ -185,18 +216,11 @@ mod tests {
     use super::*;
 
     fn cand(k: &str, v: &str) -> Candidate {
-        Candidate {
-            compared: format!("[\"{k}\", \"{v}\"]"),
-            after: vec![Some(k.into()), Some(v.into())],
-        }
+        Candidate::new(vec![Some(k.into()), Some(v.into())], &[0, 1])
     }
 
     fn orig(k: &str, v: &str) -> Original {
-        Original {
-            compared: format!("[\"{k}\", \"{v}\"]"),
-            before: vec![Some(k.into()), Some(v.into())],
-            late: false,
-        }
+        Original::new(vec![Some(k.into()), Some(v.into())], false)
     }
 
     #[test]
