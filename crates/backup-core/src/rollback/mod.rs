@@ -82,12 +82,15 @@ impl<'a> Session<'a> {
     }
 
     /// Keeps the listing a tree was staged from (stored as `tree`).
+    /// Its path map is built before the lock is taken, so that trees
+    /// staged at once do not wait on each other for it.
     pub(crate) fn keep_listing(&self, tree: &[Id], nodes: &[Node]) {
+        let listing = KnownParents::ready(nodes.iter().cloned());
         let mut kept = self
             .staged_listings
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        kept.insert(tree, nodes.iter().cloned());
+        kept.insert_ready(tree, listing);
     }
 
     /// The listings kept by [`Session::keep_listing`].
