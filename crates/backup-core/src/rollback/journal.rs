@@ -47,13 +47,14 @@ pub enum Phase {
     Staged,
     /// The stop hook runs (downtime starts).
     Stopping,
-    /// Components are being switched.
+    /// Components are being switched. Not written (a resume treats it as
+    /// [`Phase::Stopping`]): the downtime does not wait on the disk for it.
     Switching,
     /// Every component is switched.
     Switched,
-    /// The start hook runs.
+    /// The start hook runs. Not written (resumed as [`Phase::Switched`]).
     Starting,
-    /// The health check runs.
+    /// The health check runs. Not written (resumed as [`Phase::Switched`]).
     Checking,
     /// Switching back after a failure (or a kill before the switch ended).
     Reverting,
