@@ -17,13 +17,13 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 
 /// Work started per component name, taken at most once.
-type Pending<T> = Mutex<HashMap<String, JoinHandle<Result<T>>>>;
+type Pending<T> = Mutex<HashMap<String, T>>;
 
-/// How a tree was walked ahead, which must match its capture.
+/// A tree being walked ahead, and how: that must match its capture.
 struct TreeWalk {
     path: PathBuf,
     excludes: Vec<String>,
-    nodes: Vec<Node>,
+    walk: JoinHandle<Result<Vec<Node>>>,
 }
 
 /// Live trees walked and live databases probed ahead of a plan
@@ -32,7 +32,7 @@ struct TreeWalk {
 #[derive(Default)]
 pub struct LiveAhead {
     trees: Pending<TreeWalk>,
-    databases: Pending<LiveDatabase>,
+    databases: Pending<JoinHandle<Result<LiveDatabase>>>,
 }
 
 impl LiveAhead {
@@ -43,15 +43,13 @@ impl LiveAhead {
         let ahead = LiveAhead::default();
         for e in &system.files {
             let (path, excludes) = (e.path.clone(), e.exclude.clone());
-            let walk = std::thread::spawn(move || {
-                let nodes = walk_live(&path, &excludes, true)?;
-                Ok(TreeWalk {
-                    path,
-                    excludes,
-                    nodes,
-                })
-            });
-            lock(&ahead.trees).insert(e.name.clone(), walk);
+            let walk = std::thread::spawn(move || walk_live(&path, &excludes, true));
+            let tree = TreeWalk {
+                path: e.path.clone(),
+                excludes: e.exclude.clone(),
+                walk,
+            };
+            lock(&ahead.trees).insert(e.name.clone(), tree);
         }
         for e in &system.postgres {
             let connection = e.connection.clone();
@@ -70,13 +68,9 @@ impl LiveAhead {
         excludes: &[String],
         xattrs: bool,
     ) -> Option<Result<Vec<Node>>> {
-        let walked = lock(&self.trees).remove(name)?;
-        let walked = match joined(walked, "walking the live tree") {
-            Ok(w) => w,
-            Err(e) => return Some(Err(e)),
-        };
-        let same = walked.path.as_os_str() == path && walked.excludes == excludes && xattrs;
-        same.then_some(Ok(walked.nodes))
+        let tree = lock(&self.trees).remove(name)?;
+        let same = tree.path.as_os_str() == path && tree.excludes == excludes && xattrs;
+        same.then(|| joined(tree.walk, "walking the live tree"))
     }
 
     /// The probe of database `name`, if it was started ahead.
