@@ -224,6 +224,22 @@ mod tests {
     }
 
     #[test]
+    fn the_compared_text_tells_every_value_apart_and_skips_carried_columns() {
+        // NULL is not the text "null", and no separator can be forged.
+        let null = Original::new(vec![Some("1".into()), None], false);
+        let text = Original::new(vec![Some("1".into()), Some("null".into())], false);
+        assert_ne!(null.compared, text.compared);
+        let joined = Original::new(vec![Some("a\",\"b".into())], false);
+        let split = Original::new(vec![Some("a".into()), Some("b".into())], false);
+        assert_ne!(joined.compared, split.compared);
+        // A candidate compares its compared columns only (here 0 and 2; the
+        // column at 1 exists only in the replaced state), in their order.
+        let c = Candidate::new(vec![Some("1".into()), Some("new".into()), None], &[0, 2]);
+        assert_eq!(c.compared, null.compared);
+        assert_eq!(c.after.len(), 3);
+    }
+
+    #[test]
     fn pairs_by_key_into_inserts_updates_and_deletes() {
         let changes = pair_by_key(
             vec![cand("1", "a"), cand("2", "b2"), cand("3", "c")],
