@@ -236,7 +236,9 @@ pub fn diff_live(
 
 /// Changes from one captured file component to its live tree, and the live
 /// listing (relative paths, as in the snapshot), by the rule of
-/// [`diff_live`] without `read_all`.
+/// [`diff_live`] without `read_all`. `walked` is the live tree's walk when
+/// it was made already (with the component's excludes and extended
+/// attributes setting); without it the tree is walked here.
 pub fn diff_live_component(
     repo: &Repository,
     fc: &FilesComponent,

@@ -127,19 +127,15 @@ pub struct CreateOptions {
 pub struct KnownParents(HashMap<Vec<Id>, Arc<Parent>>);
 
 impl KnownParents {
-    /// Keeps `nodes`, the listing stored as `tree`.
-    pub fn insert(&mut self, tree: &[Id], nodes: impl IntoIterator<Item = Node>) {
-        self.insert_ready(tree, Self::ready(nodes));
-    }
-
-    /// `nodes` made ready to be kept (mapped by path): the part of
-    /// [`KnownParents::insert`] that can run before a lock is taken.
+    /// The listing `nodes` mapped by path, ready to be kept with
+    /// [`KnownParents::insert`] (built apart, so that it can be built
+    /// before a lock is taken).
     pub fn ready(nodes: impl IntoIterator<Item = Node>) -> Arc<Parent> {
         Arc::new(parent_of(nodes))
     }
 
-    /// Keeps a listing made [`KnownParents::ready`], stored as `tree`.
-    pub fn insert_ready(&mut self, tree: &[Id], listing: Arc<Parent>) {
+    /// Keeps `listing` ([`KnownParents::ready`]), stored as `tree`.
+    pub fn insert(&mut self, tree: &[Id], listing: Arc<Parent>) {
         self.0.insert(tree.to_vec(), listing);
     }
 

@@ -260,7 +260,7 @@ mod tests {
         snap.components.push(captured("/srv/a", known_tree.clone()));
         snap.components.push(captured("/srv/b", unknown_tree));
         let mut known = KnownParents::default();
-        known.insert(&known_tree, Vec::new());
+        known.insert(&known_tree, KnownParents::ready(Vec::new()));
         let roots = [PathBuf::from("/srv/a"), PathBuf::from("/srv/b")];
         let found = find_parents(&repo, &[snap.clone()], &snap.host, &roots, &known);
         assert!(found[0].as_ref().is_some_and(|p| p.is_empty()));

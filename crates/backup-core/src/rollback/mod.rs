@@ -90,7 +90,7 @@ impl<'a> Session<'a> {
             .staged_listings
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        kept.insert_ready(tree, listing);
+        kept.insert(tree, listing);
     }
 
     /// The listings kept by [`Session::keep_listing`].
