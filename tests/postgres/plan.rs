@@ -486,6 +486,36 @@ fn a_plan_needs_the_system_description_and_every_component_it_names() {
     assert_eq!(p["databases"][0]["name"], "dms", "{p}");
     assert_eq!(p["snapshot"], unnamed.as_str());
     assert_eq!(table(&p, "public.orders")["snapshot_rows"], 10, "{p}");
+
+    // The database's server does not answer (its probe, started while the
+    // repository opens, fails): the plan names the component and writes
+    // nothing.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let down = env.path("down.toml");
+    std::fs::write(
+        &down,
+        format!(
+            "[[postgres]]\nname = \"dms\"\nconnection = \"host=127.0.0.1 port={closed} dbname=dms user=postgres\"\n"
+        ),
+    )
+    .unwrap();
+    let r = with_config(
+        &env,
+        &down,
+        &["rollback", "plan", &id, "-o", plan_path.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 8, "{} {}", r.stdout, r.stderr);
+    for says in [
+        "database dms".to_string(),
+        format!("port={closed}"),
+        "is the server running".to_string(),
+    ] {
+        assert!(r.stderr.contains(&says), "{says:?} not in {}", r.stderr);
+    }
+    assert!(!plan_path.exists(), "a failed plan was written");
 }
 
 #[test]

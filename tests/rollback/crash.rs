@@ -7,28 +7,35 @@ use super::files::{deployed, Trees};
 use super::support::*;
 use std::time::{Duration, Instant};
 
-/// Every point a rollback can be killed at, in order, and whether the
-/// switch was complete there (resume then finishes rather than reverts).
-const POINTS: [(&str, bool); 10] = [
-    ("staging", false),
-    ("staged", false),
-    ("stopping", false),
-    ("switching", false),
-    ("switch:config", false),
-    ("switched", true),
-    ("starting", true),
-    ("checking", true),
-    ("done", true),
-    ("safety", true),
+/// Every point a rollback can be killed at, in order, whether the switch
+/// was complete there (resume then finishes rather than reverts), and the
+/// phase the journal holds: while the application is down it is written
+/// only before the stop hook and once everything is switched, the phases
+/// in between being resumed as the one written before them.
+const POINTS: [(&str, bool, &str); 10] = [
+    ("staging", false, "staging"),
+    ("staged", false, "staged"),
+    ("stopping", false, "stopping"),
+    ("switching", false, "stopping"),
+    ("switch:config", false, "stopping"),
+    ("switched", true, "switched"),
+    ("starting", true, "switched"),
+    ("checking", true, "switched"),
+    ("done", true, "done"),
+    ("safety", true, "done"),
 ];
 
-fn killed_at(sys: &System, point: &str) {
+fn killed_at(sys: &System, point: &str, written: &str) {
     let r = sys.roll_back_failing_at(point);
     assert_eq!(r.code, -1, "{point}: not killed: {} {}", r.stdout, r.stderr);
     let status = sys.run(&["rollback", "status", "--json"]).ok().json();
     assert!(
         status["unfinished"].is_object(),
         "{point}: no unfinished journal: {status}"
+    );
+    assert_eq!(
+        status["unfinished"]["phase"], written,
+        "{point}: the journal holds another phase: {status}"
     );
 }
 
@@ -44,8 +51,8 @@ fn back_to_v2(sys: &System, v1: &Trees) {
 fn a_killed_rollback_is_finished_or_reverted_never_mixed() {
     let sys = System::new(&[], &Hooks::default());
     let (v1, v2, _) = deployed(&sys);
-    for (i, (point, switched)) in POINTS.iter().enumerate() {
-        killed_at(&sys, point);
+    for (i, (point, switched, written)) in POINTS.iter().enumerate() {
+        killed_at(&sys, point, written);
         // Each tree on its own is whole: the old one or the new one.
         let now = sys.trees();
         for (name, tree) in &now {
