@@ -13,12 +13,13 @@ use crate::progress::Progress;
 use crate::repository::{decode_blob, pack_read_error, BlobLocation, Lock, Repository};
 use crate::snapshot::{load_tree, FilesComponent, Node, NodeKind, Snapshot};
 use crate::store::Kind;
+use crossbeam_channel::RecvTimeoutError;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Options of a file restore.
 #[derive(Debug, Clone, Default)]
@@ -195,42 +196,23 @@ fn stage_selection(
     } else {
         how.workers
     };
-    create_dirs(&dir, sel)?;
-    let items = &sel.items;
-    let contents: Vec<usize> = (0..items.len())
-        .filter(|i| items[*i].node.kind == NodeKind::File && items[*i].link.is_none())
-        .collect();
     let seed = current.and_then(Seed::open);
     let files = Staging {
         seed: seed.as_ref(),
         dir: &dir,
-        items,
+        items: &sel.items,
         is_root: rustix::process::geteuid().is_root(),
         no_xattrs: how.no_xattrs,
     };
-    if seed.is_some() {
-        progress.phase(
-            "copying unchanged files from the current copy",
-            Some(content_bytes(items, &contents)),
-        );
-    }
-    let Seeded { finished, rest } = stage_files(&files, &contents, workers, progress)?;
-    create_links_and_nodes(&dir, sel)?;
-    progress.phase("restoring", Some(content_bytes(items, &rest)));
-    write_contents(repo, &dir, items, &rest, workers, progress)?;
-    progress.phase(
-        "verifying restored files",
-        Some(content_bytes(items, &rest)),
-    );
-    let mismatched = check_staged(&dir, items, &rest, workers, progress)?;
-    if let Some(i) = mismatched.first() {
-        return Err(mismatch(&items[*i]));
-    }
-    apply_metadata(&files, &finished, workers)?;
+    let Seeded { finished, rest } = with_flusher(&dir, how.durable, || {
+        stage_entries(repo, sel, &files, workers, progress)
+    })?;
     if how.durable {
         progress.phase("writing the staged copy to disk", None);
         dir.sync_filesystem(staging)?;
     }
+    let items = &sel.items;
+    let contents: Vec<usize> = finished.iter().chain(&rest).copied().collect();
     let files = items
         .iter()
         .filter(|i| i.node.kind == NodeKind::File)
@@ -241,6 +223,74 @@ fn stage_selection(
         copied: finished.len() as u64,
         bytes: content_bytes(items, &contents),
     })
+}
+
+/// How often the file system of a copy being staged durably is written
+/// out while the staging goes on.
+const WRITE_BACK_EVERY: Duration = Duration::from_millis(250);
+
+/// Runs `work` while, if `on`, a thread writes the file system of `dir`
+/// out every [`WRITE_BACK_EVERY`] (`syncfs`). Linux starts writing on its
+/// own only once gigabytes are dirty or half a minute has passed, so
+/// without it the final `syncfs` would write the whole copy while nothing
+/// else runs; with it the disk writes while the cores copy and check. One
+/// `syncfs` writes many files per request queue plug, where starting each
+/// file's write-back on its own (`POSIX_FADV_DONTNEED` per file) was
+/// measured to cost a fifth more CPU for the same wall time.
+fn with_flusher<T>(dir: &DirHandle, on: bool, work: impl FnOnce() -> T) -> T {
+    if !on {
+        return work();
+    }
+    let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(WRITE_BACK_EVERY) {
+                dir.write_back();
+            }
+        });
+        let out = work();
+        drop(stop);
+        out
+    })
+}
+
+/// Creates every entry of `sel` in the staging directory and fills every
+/// file (copied from the current copy when unchanged there, else from the
+/// repository), checks the files read from the repository, and applies
+/// the metadata of the copied ones. Returns the copied files and the rest.
+fn stage_entries(
+    repo: &Repository,
+    sel: &Selection,
+    files: &Staging<'_>,
+    workers: usize,
+    progress: &dyn Progress,
+) -> Result<Seeded> {
+    let dir = files.dir;
+    create_dirs(dir, sel)?;
+    let items = &sel.items;
+    let contents: Vec<usize> = (0..items.len())
+        .filter(|i| items[*i].node.kind == NodeKind::File && items[*i].link.is_none())
+        .collect();
+    if files.seed.is_some() {
+        progress.phase(
+            "copying unchanged files from the current copy",
+            Some(content_bytes(items, &contents)),
+        );
+    }
+    let seeded = stage_files(files, &contents, workers, progress)?;
+    create_links_and_nodes(dir, sel)?;
+    progress.phase("restoring", Some(content_bytes(items, &seeded.rest)));
+    write_contents(repo, dir, items, &seeded.rest, workers, progress)?;
+    progress.phase(
+        "verifying restored files",
+        Some(content_bytes(items, &seeded.rest)),
+    );
+    let mismatched = check_staged(dir, items, &seeded.rest, workers, progress)?;
+    if let Some(i) = mismatched.first() {
+        return Err(mismatch(&items[*i]));
+    }
+    apply_metadata(files, &seeded.finished, workers)?;
+    Ok(seeded)
 }
 
 /// Bytes of file content of the items `set` (indices into `items`).

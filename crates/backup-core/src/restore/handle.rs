@@ -112,6 +112,13 @@ impl DirHandle {
         })
     }
 
+    /// Writes out what is cached for the directory's file system, for a
+    /// flusher running beside the staging; a failure is left for the final
+    /// [`DirHandle::sync_filesystem`] to report.
+    pub fn write_back(&self) {
+        let _ = rustix::fs::syncfs(&self.fd);
+    }
+
     /// Opens the regular file `rel` for writing or reading.
     pub fn open_file(&self, rel: &[u8], write: bool) -> Result<File> {
         let mode = if write {

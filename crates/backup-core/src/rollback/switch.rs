@@ -253,7 +253,9 @@ fn rename_closed(c: &mut postgres::Client, from: &str, to: &str) -> Result<()> {
     allow_connections(c, from, false)?;
     let stmt = format!("ALTER DATABASE {} RENAME TO {}", ident(from), ident(to));
     let mut last = None;
-    for _ in 0..100 {
+    // A terminated session is gone within milliseconds: retry soon, as
+    // the application is down meanwhile, for five seconds in all.
+    for _ in 0..500 {
         let _ = c.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE datname = $1 AND pid <> pg_backend_pid()",
@@ -263,7 +265,7 @@ fn rename_closed(c: &mut postgres::Client, from: &str, to: &str) -> Result<()> {
             Ok(()) => return Ok(()),
             Err(e) => last = Some(e),
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
     }
     let _ = allow_connections(c, from, true);
     Err(db_error(
