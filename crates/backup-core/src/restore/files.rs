@@ -3,7 +3,7 @@
 //! staged copy moved into place. Entries are created relative to a handle
 //! on the staging directory (see [`super::handle`]).
 
-use super::handle::{shown, DirHandle};
+use super::handle::{shown, DirHandle, Entry};
 use super::place::{occupied, put_in_place, StagingDir};
 use super::seed::{stage_files, Seed, Seeded, Staging};
 use super::selection::{select_all, select_path, Item, Listing, Selection};
@@ -572,11 +572,11 @@ fn apply_metadata(how: &Staging<'_>, finished: &[usize], workers: usize) -> Resu
         &others,
         workers,
         || Ok(()),
-        |_, it| set_metadata(dir, it, is_root, no_xattrs),
+        |_, it| set_metadata(Entry::At(dir, &it.rel), &it.node, is_root, no_xattrs),
     )?;
     dirs.sort_by_key(|i| std::cmp::Reverse(i.rel.iter().filter(|b| **b == b'/').count()));
     for it in dirs {
-        set_metadata(dir, it, is_root, no_xattrs)?;
+        set_metadata(Entry::At(dir, &it.rel), &it.node, is_root, no_xattrs)?;
     }
     Ok(())
 }
@@ -584,59 +584,17 @@ fn apply_metadata(how: &Staging<'_>, finished: &[usize], workers: usize) -> Resu
 /// One entry's metadata. Owner first, since a change of owner clears file
 /// capabilities; mode after the attributes, since a read-only mode would
 /// refuse them.
-fn set_metadata(dir: &DirHandle, it: &Item, is_root: bool, no_xattrs: bool) -> Result<()> {
-    let n = &it.node;
+pub(super) fn set_metadata(e: Entry<'_>, n: &Node, is_root: bool, no_xattrs: bool) -> Result<()> {
     if is_root {
-        dir.chown(&it.rel, n.uid, n.gid)?;
+        e.chown(n.uid, n.gid)?;
     }
     if !no_xattrs {
         for (name, value) in n.xattr_values()? {
-            dir.set_xattr(&it.rel, name, &value)?;
+            e.set_xattr(name, &value)?;
         }
     }
     if n.kind != NodeKind::Symlink {
-        dir.chmod(&it.rel, n.mode)?;
+        e.chmod(n.mode)?;
     }
-    dir.set_mtime(&it.rel, n.mtime, n.mtime_nsec)
-}
-
-/// [`set_metadata`] of a staged regular file through its open descriptor,
-/// in the same order.
-pub(super) fn set_metadata_fd(
-    f: &std::fs::File,
-    it: &Item,
-    is_root: bool,
-    no_xattrs: bool,
-) -> Result<()> {
-    let n = &it.node;
-    if is_root {
-        std::os::unix::fs::fchown(f, Some(n.uid), Some(n.gid))
-            .map_err(|e| target_err(format!("cannot set the owner of {}", shown(&it.rel)), e))?;
-    }
-    if !no_xattrs {
-        for (name, value) in n.xattr_values()? {
-            rustix::fs::fsetxattr(f, name, &value, rustix::fs::XattrFlags::empty())
-                .map_err(|e| super::handle::xattr_error(&it.rel, name, e))?;
-        }
-    }
-    rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(n.mode)).map_err(|e| {
-        target_err(
-            format!("cannot set the mode of {}", shown(&it.rel)),
-            e.into(),
-        )
-    })?;
-    let t = rustix::fs::Timespec {
-        tv_sec: n.mtime,
-        tv_nsec: n.mtime_nsec.into(),
-    };
-    let times = rustix::fs::Timestamps {
-        last_access: t,
-        last_modification: t,
-    };
-    rustix::fs::futimens(f, &times).map_err(|e| {
-        target_err(
-            format!("cannot set the times of {}", shown(&it.rel)),
-            e.into(),
-        )
-    })
+    e.set_mtime(n.mtime, n.mtime_nsec)
 }

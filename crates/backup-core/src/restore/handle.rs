@@ -165,40 +165,6 @@ impl DirHandle {
         })
     }
 
-    /// Sets owner and group, not following a symlink.
-    pub fn chown(&self, rel: &[u8], uid: u32, gid: u32) -> Result<()> {
-        let (_parent, path) = self.through_parent(rel)?;
-        std::os::unix::fs::lchown(OsStr::from_bytes(&path), Some(uid), Some(gid))
-            .map_err(|e| target_err(format!("cannot set the owner of {}", shown(rel)), e))
-    }
-
-    /// Sets the permission bits (not for symlinks, which have none).
-    pub fn chmod(&self, rel: &[u8], mode: u32) -> Result<()> {
-        rustix::fs::chmodat(&self.fd, rel, Mode::from_raw_mode(mode), AtFlags::empty())
-            .map_err(|e| target_err(format!("cannot set the mode of {}", shown(rel)), e))
-    }
-
-    /// Sets access and modification time, not following a symlink.
-    pub fn set_mtime(&self, rel: &[u8], secs: i64, nsec: u32) -> Result<()> {
-        let t = Timespec {
-            tv_sec: secs,
-            tv_nsec: nsec.into(),
-        };
-        let times = Timestamps {
-            last_access: t,
-            last_modification: t,
-        };
-        rustix::fs::utimensat(&self.fd, rel, &times, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| target_err(format!("cannot set the times of {}", shown(rel)), e))
-    }
-
-    /// Sets one extended attribute of `rel`, not following a symlink.
-    pub fn set_xattr(&self, rel: &[u8], name: &str, value: &[u8]) -> Result<()> {
-        let (_parent, path) = self.through_parent(rel)?;
-        rustix::fs::lsetxattr(OsStr::from_bytes(&path), name, value, XattrFlags::empty())
-            .map_err(|e| xattr_error(rel, name, e))
-    }
-
     /// A short path to `rel` for the calls that have no `*at` form: its
     /// parent is opened (`O_PATH`) and named through `/proc/self/fd/N/leaf`,
     /// which resolves the parent by handle and does not follow the leaf.
@@ -236,4 +202,75 @@ pub fn xattr_error(rel: &[u8], name: &str, e: rustix::io::Errno) -> Error {
 fn fd_number(fd: &OwnedFd) -> i32 {
     use std::os::fd::AsRawFd;
     fd.as_fd().as_raw_fd()
+}
+
+/// An entry whose owner, extended attributes, mode and times are set: by
+/// its path beneath the staging directory (never following a symlink), or
+/// through a descriptor open on it. `rel` names it in errors.
+pub(crate) enum Entry<'a> {
+    /// The entry `rel` beneath the directory.
+    At(&'a DirHandle, &'a [u8]),
+    /// A staged regular file, open.
+    Open(&'a File, &'a [u8]),
+}
+
+impl Entry<'_> {
+    fn rel(&self) -> &[u8] {
+        match self {
+            Entry::At(_, rel) | Entry::Open(_, rel) => rel,
+        }
+    }
+
+    /// Sets owner and group.
+    pub(crate) fn chown(&self, uid: u32, gid: u32) -> Result<()> {
+        let set = match self {
+            Entry::At(dir, rel) => {
+                let (_parent, path) = dir.through_parent(rel)?;
+                std::os::unix::fs::lchown(OsStr::from_bytes(&path), Some(uid), Some(gid))
+            }
+            Entry::Open(f, _) => std::os::unix::fs::fchown(f, Some(uid), Some(gid)),
+        };
+        set.map_err(|e| target_err(format!("cannot set the owner of {}", shown(self.rel())), e))
+    }
+
+    /// Sets one extended attribute.
+    pub(crate) fn set_xattr(&self, name: &str, value: &[u8]) -> Result<()> {
+        let set = match self {
+            Entry::At(dir, rel) => {
+                let (_parent, path) = dir.through_parent(rel)?;
+                rustix::fs::lsetxattr(OsStr::from_bytes(&path), name, value, XattrFlags::empty())
+            }
+            Entry::Open(f, _) => rustix::fs::fsetxattr(f, name, value, XattrFlags::empty()),
+        };
+        set.map_err(|e| xattr_error(self.rel(), name, e))
+    }
+
+    /// Sets the permission bits (not for symlinks, which have none).
+    pub(crate) fn chmod(&self, mode: u32) -> Result<()> {
+        let mode = Mode::from_raw_mode(mode);
+        let set = match self {
+            Entry::At(dir, rel) => rustix::fs::chmodat(&dir.fd, *rel, mode, AtFlags::empty()),
+            Entry::Open(f, _) => rustix::fs::fchmod(f, mode),
+        };
+        set.map_err(|e| target_err(format!("cannot set the mode of {}", shown(self.rel())), e))
+    }
+
+    /// Sets access and modification time.
+    pub(crate) fn set_mtime(&self, secs: i64, nsec: u32) -> Result<()> {
+        let t = Timespec {
+            tv_sec: secs,
+            tv_nsec: nsec.into(),
+        };
+        let times = Timestamps {
+            last_access: t,
+            last_modification: t,
+        };
+        let set = match self {
+            Entry::At(dir, rel) => {
+                rustix::fs::utimensat(&dir.fd, *rel, &times, AtFlags::SYMLINK_NOFOLLOW)
+            }
+            Entry::Open(f, _) => rustix::fs::futimens(f, &times),
+        };
+        set.map_err(|e| target_err(format!("cannot set the times of {}", shown(self.rel())), e))
+    }
 }

@@ -215,7 +215,8 @@ fn stage_file(
     if !copied {
         return how.dir.set_size(&to, &it.rel, it.node.size).map(|()| false);
     }
-    super::files::set_metadata_fd(&to, it, how.is_root, how.no_xattrs)?;
+    let entry = super::handle::Entry::Open(&to, &it.rel);
+    super::files::set_metadata(entry, &it.node, how.is_root, how.no_xattrs)?;
     Ok(true)
 }
 
