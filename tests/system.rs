@@ -42,12 +42,6 @@ fn write_system(env: &Env, components: &str) -> PathBuf {
     write_config(env, "system.toml", &(header + components))
 }
 
-/// A port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 fn component<'a>(show: &'a Value, kind: &str, name: &str) -> &'a Value {
     show["snapshot"]["components"]
         .as_array()
@@ -180,7 +174,7 @@ name = "db"
 connection = "host=127.0.0.1 port={port} user=postgres dbname=dms connect_timeout=5"
 "#,
             api = api.display(),
-            port = closed_port(),
+            port = testkit::free_port(),
         ),
     );
     with_config(&env, &cfg, &["init"]).ok();
@@ -248,7 +242,7 @@ stop = "no-such-program --flag"
 health_timeout = "a while"
 "#,
             pw = pw.display(),
-            port = closed_port(),
+            port = testkit::free_port(),
             missing = env.path("no/such/dir").display(),
         ),
     );

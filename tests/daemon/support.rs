@@ -45,13 +45,7 @@ impl Drop for Daemon {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use testkit::free_port;
 
 impl Daemon {
     pub fn start(env: &Env, config: &Path) -> Daemon {

@@ -490,10 +490,7 @@ fn a_plan_needs_the_system_description_and_every_component_it_names() {
     // The database's server does not answer (its probe, started while the
     // repository opens, fails): the plan names the component and writes
     // nothing.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let closed = testkit::free_port();
     let down = env.path("down.toml");
     std::fs::write(
         &down,

@@ -212,7 +212,6 @@ fn stage_selection(
         dir.sync_filesystem(staging)?;
     }
     let items = &sel.items;
-    let contents: Vec<usize> = finished.iter().chain(&rest).copied().collect();
     let files = items
         .iter()
         .filter(|i| i.node.kind == NodeKind::File)
@@ -221,7 +220,7 @@ fn stage_selection(
         files,
         other: items.len() as u64 - files,
         copied: finished.len() as u64,
-        bytes: content_bytes(items, &contents),
+        bytes: content_bytes(items, &finished) + content_bytes(items, &rest),
     })
 }
 
