@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::{full_path, load_tree, FilesComponent, Node, NodeKind, Snapshot};
-use crate::source::files::{hash_unless_listed, walk_live};
+use crate::source::live::{hash_unless_listed, walk_live};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -72,16 +72,16 @@ fn compare(a: &Node, b: &Node) -> Vec<String> {
     d
 }
 
-fn diff_maps<N: std::borrow::Borrow<Node>>(
-    a: &BTreeMap<String, N>,
-    b: &BTreeMap<String, N>,
+fn diff_maps<K: Ord + AsRef<str>, N: std::borrow::Borrow<Node>>(
+    a: &BTreeMap<K, N>,
+    b: &BTreeMap<K, N>,
 ) -> Vec<Change> {
     let mut out = Vec::new();
     for (p, na) in a {
         match b.get(p) {
             None => out.push(Change {
                 kind: ChangeKind::Removed,
-                path: p.clone(),
+                path: p.as_ref().to_string(),
                 details: vec![],
             }),
             Some(nb) => {
@@ -89,7 +89,7 @@ fn diff_maps<N: std::borrow::Borrow<Node>>(
                 if !d.is_empty() {
                     out.push(Change {
                         kind: ChangeKind::Modified,
-                        path: p.clone(),
+                        path: p.as_ref().to_string(),
                         details: d,
                     });
                 }
@@ -100,7 +100,7 @@ fn diff_maps<N: std::borrow::Borrow<Node>>(
         if !a.contains_key(p) {
             out.push(Change {
                 kind: ChangeKind::Added,
-                path: p.clone(),
+                path: p.as_ref().to_string(),
                 details: vec![],
             });
         }
@@ -246,10 +246,12 @@ pub fn diff_live_component(
     progress: &dyn Progress,
 ) -> Result<(Vec<Change>, Vec<Node>)> {
     let (captured, live, _) = live_listing(repo, fc, false, walked, progress)?;
-    let changes = diff_maps(
-        &by_full_path(&fc.path, captured.values()),
-        &by_full_path(&fc.path, live.iter()),
-    );
+    // Both sides are relative to the same root: compared by relative path
+    // (which sorts as the full path does), only the changes get the root.
+    let mut changes = diff_maps(&by_path(captured.values()), &by_path(live.iter()));
+    for c in &mut changes {
+        c.path = full_path(&fc.path, &c.path);
+    }
     Ok((changes, live))
 }
 
@@ -284,10 +286,7 @@ fn live_listing(
     Ok((captured, live, read))
 }
 
-/// Listing nodes by their full path under `root`, borrowed (not copied).
-fn by_full_path<'a>(
-    root: &str,
-    nodes: impl Iterator<Item = &'a Node>,
-) -> BTreeMap<String, &'a Node> {
-    nodes.map(|n| (full_path(root, &n.path), n)).collect()
+/// Listing nodes by their relative path, borrowed (not copied).
+fn by_path<'a>(nodes: impl Iterator<Item = &'a Node>) -> BTreeMap<&'a str, &'a Node> {
+    nodes.map(|n| (n.path.as_str(), n)).collect()
 }

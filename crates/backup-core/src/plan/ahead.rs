@@ -9,7 +9,7 @@
 use super::live_db::{self, LiveDatabase};
 use crate::error::{Error, ErrorKind, Result};
 use crate::snapshot::Node;
-use crate::source::files::walk_live;
+use crate::source::live::walk_live;
 use crate::system::System;
 use std::collections::HashMap;
 use std::path::PathBuf;

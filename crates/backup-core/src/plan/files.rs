@@ -11,7 +11,7 @@ use crate::id::Id;
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::snapshot::{FilesComponent, Node, NodeKind};
-use crate::source::files::walk_live;
+use crate::source::live::walk_live;
 use crate::system::FilesEntry;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -65,9 +65,21 @@ pub fn plan_files(
     progress: &dyn Progress,
 ) -> Result<(FilesPlan, String)> {
     progress.phase(&format!("planning files {}", entry.name), None);
-    let (changes, live) = diff_live_component(repo, fc, walked, progress)?;
+    let walked =
+        walked.unwrap_or_else(|| walk_live(Path::new(&fc.path), &fc.excludes, !fc.no_xattrs))?;
+    // The fingerprint and the digests need only the walk: they are made
+    // while the snapshot's listing loads and the two are compared.
+    let (diffed, (fingerprint, listing)) = std::thread::scope(|s| {
+        let prints = s.spawn(|| {
+            // Past the limit no digest is kept: none is made.
+            let digests = (walked.len() <= MAX_LISTED_ENTRIES).then(|| entry_digests(&walked));
+            (listing_fingerprint(&walked), digests)
+        });
+        let diffed = diff_live_component(repo, fc, Some(Ok(walked.clone())), progress);
+        (diffed, prints.join().expect("the fingerprint thread"))
+    });
+    let (changes, live) = diffed?;
     let count = |k: ChangeKind| changes.iter().filter(|c| c.kind == k).count() as u64;
-    let listing = entry_digests(&live);
     let plan = FilesPlan {
         name: entry.name.clone(),
         path: (!entry.secret).then(|| fc.path.clone()),
@@ -80,9 +92,9 @@ pub fn plan_files(
         bytes: fc.stats.bytes,
         excludes: fc.excludes.clone(),
         live_entries: live.len() as u64,
-        live_listing: (listing.len() <= MAX_LISTED_ENTRIES).then_some(listing),
+        live_listing: listing,
     };
-    Ok((plan, listing_fingerprint(&live)))
+    Ok((plan, fingerprint))
 }
 
 /// The live listing of a tree, metadata only (nothing is read), as the

@@ -4,6 +4,7 @@
 //! materialized view refresh. `--replace` restores into a side database and
 //! swaps names in one short step.
 
+use super::admin::{database_exists, drop_database, maintenance, rename_closed};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::progress::Progress;
@@ -69,13 +70,6 @@ pub(crate) fn derived_name(base: &str, suffix: &str) -> String {
         b.pop();
     }
     format!("{b}{suffix}")
-}
-
-pub(crate) fn database_exists(maint: &mut postgres::Client, name: &str) -> Result<bool> {
-    Ok(maint
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .map_err(|e| db_error("looking up the target database", e))?
-        .is_some())
 }
 
 fn user_object_count(info: &ConnInfo) -> Result<i64> {
@@ -164,14 +158,6 @@ pub fn restore_database(
     }
     report.duration_secs = start.elapsed().as_secs_f64();
     Ok(report)
-}
-
-/// A session on the `postgres` database of the target's server.
-pub(crate) fn maintenance(target: &ConnInfo) -> Result<postgres::Client> {
-    target
-        .with_dbname("postgres")
-        .connect()
-        .map_err(|e| e.with_kind(ErrorKind::Target))
 }
 
 /// How a database is staged.
@@ -267,14 +253,6 @@ fn create_database(
     })
 }
 
-/// Drops a database, ending its sessions first.
-pub fn drop_database(maint: &mut postgres::Client, name: &str) -> Result<()> {
-    let _ = maint.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", &[&name]);
-    maint
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {}", ident(name)))
-        .map_err(|e| db_error(format!("dropping database {name}"), e))
-}
-
 /// Moves `live` aside and `side` into its name; returns the time the live
 /// name was unavailable.
 fn swap(
@@ -286,40 +264,7 @@ fn swap(
 ) -> Result<Duration> {
     let t0 = Instant::now();
     if live_exists {
-        maint
-            .batch_execute(&format!(
-                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
-                ident(live)
-            ))
-            .map_err(|e| db_error(format!("closing {live} to new sessions"), e))?;
-        let mut last = None;
-        for _ in 0..50 {
-            let _ = maint.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", &[&live]);
-            match maint.batch_execute(&format!(
-                "ALTER DATABASE {} RENAME TO {}",
-                ident(live),
-                ident(before)
-            )) {
-                Ok(()) => {
-                    last = None;
-                    break;
-                }
-                Err(e) => {
-                    last = Some(e);
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
-        }
-        if let Some(e) = last {
-            let _ = maint.batch_execute(&format!(
-                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-                ident(live)
-            ));
-            return Err(db_error(
-                format!("cannot rename {live} aside (sessions keep coming back?)"),
-                e,
-            ));
-        }
+        rename_closed(maint, live, before)?;
     }
     if let Err(e) = maint.batch_execute(&format!(
         "ALTER DATABASE {} RENAME TO {}",

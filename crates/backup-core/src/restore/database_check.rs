@@ -1,7 +1,8 @@
 //! Restore tests: restore a captured database into a scratch database,
 //! compare it with the manifest, drop it.
 
-use super::database::{drop_database, restore_database, DatabaseRestoreOptions};
+use super::admin::drop_database;
+use super::database::{restore_database, DatabaseRestoreOptions};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::repository::Repository;

@@ -1,5 +1,6 @@
 //! Restores: staged, verified, then moved into place.
 
+mod admin;
 mod database;
 mod database_check;
 mod files;
@@ -8,12 +9,12 @@ mod place;
 mod seed;
 mod selection;
 
+pub use admin::drop_database;
+pub(crate) use admin::{allow_connections, database_exists, maintenance, rename_closed};
 pub use database::{
-    component_blobs, drop_database, restore_database, DatabaseRestoreOptions, DatabaseRestoreReport,
+    component_blobs, restore_database, DatabaseRestoreOptions, DatabaseRestoreReport,
 };
-pub(crate) use database::{
-    database_exists, derived_name, maintenance, stage_database, StageOptions,
-};
+pub(crate) use database::{derived_name, stage_database, StageOptions};
 pub use database_check::{restore_test, Mismatch, RestoreTestReport};
 pub(crate) use files::stage_component;
 pub use files::{restore_files, RestoreOptions, RestoreReport};

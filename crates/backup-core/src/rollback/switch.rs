@@ -11,13 +11,12 @@
 
 use crate::durable;
 use crate::error::{Error, ErrorKind, Result};
-use crate::restore::{database_exists, maintenance};
+use crate::restore::{allow_connections, database_exists, maintenance, rename_closed};
 use crate::source::postgres::catalog::ident;
 use crate::source::postgres::conninfo::{db_error, ConnInfo};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// One component's switch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,44 +234,6 @@ fn names(c: &mut postgres::Client, d: &DatabaseSwitch) -> Result<(bool, bool, bo
 fn sql(c: &mut postgres::Client, stmt: String) -> Result<()> {
     c.batch_execute(&stmt)
         .map_err(|e| db_error(stmt.clone(), e).with_kind(ErrorKind::Target))
-}
-
-fn allow_connections(c: &mut postgres::Client, db: &str, allow: bool) -> Result<()> {
-    sql(
-        c,
-        format!(
-            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}",
-            ident(db)
-        ),
-    )
-}
-
-/// Renames `from` to `to`, first closing `from` to new sessions and
-/// ending the ones it has (a rename needs a database nobody uses).
-fn rename_closed(c: &mut postgres::Client, from: &str, to: &str) -> Result<()> {
-    allow_connections(c, from, false)?;
-    let stmt = format!("ALTER DATABASE {} RENAME TO {}", ident(from), ident(to));
-    let mut last = None;
-    // A terminated session is gone within milliseconds: retry soon, as
-    // the application is down meanwhile, for five seconds in all.
-    for _ in 0..500 {
-        let _ = c.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = $1 AND pid <> pg_backend_pid()",
-            &[&from],
-        );
-        match c.batch_execute(&stmt) {
-            Ok(()) => return Ok(()),
-            Err(e) => last = Some(e),
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = allow_connections(c, from, true);
-    Err(db_error(
-        format!("cannot rename database {from} to {to} (sessions keep coming back?)"),
-        last.expect("a failure"),
-    )
-    .with_kind(ErrorKind::Target))
 }
 
 impl DatabaseSwitch {

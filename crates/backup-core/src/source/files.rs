@@ -14,7 +14,6 @@ use crate::progress::Progress;
 use crate::repository::{BlobKind, Saver, StreamError};
 use crate::snapshot::{FileStats, FilesComponent, Node, NodeKind, TreeWriter};
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use sha2::Digest;
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::os::unix::ffi::OsStrExt;
@@ -67,14 +66,14 @@ fn same_file(old: &Node, meta: &Metadata) -> bool {
 }
 
 /// A listed file node whose content a matching `lstat` vouches for.
-fn reusable(old: &Node) -> bool {
+pub(super) fn reusable(old: &Node) -> bool {
     old.kind == NodeKind::File && !old.changed_during_read && old.inode != 0 && old.sha256.is_some()
 }
 
 /// Size, modification and change times, and inode, as a node records them.
-type Stat = (u64, (i64, u32), (i64, u32), u64);
+pub(super) type Stat = (u64, (i64, u32), (i64, u32), u64);
 
-fn stat_of(n: &Node) -> Stat {
+pub(super) fn stat_of(n: &Node) -> Stat {
     (
         n.size,
         (n.mtime, n.mtime_nsec),
@@ -95,7 +94,7 @@ pub fn build_excludes(patterns: &[String]) -> Result<GlobSet> {
         .map_err(|e| Error::usage(format!("bad --exclude patterns: {e}")))
 }
 
-fn excluded(set: &GlobSet, abs: &Path) -> bool {
+pub(super) fn excluded(set: &GlobSet, abs: &Path) -> bool {
     if set.is_empty() {
         return false;
     }
@@ -120,7 +119,7 @@ pub fn absolute_source(path: &Path) -> Result<PathBuf> {
 }
 
 /// What a directory entry is, as a listing node kind; `None` for sockets.
-fn kind_of(meta: &Metadata) -> Option<NodeKind> {
+pub(super) fn kind_of(meta: &Metadata) -> Option<NodeKind> {
     let ft = meta.file_type();
     Some(if ft.is_dir() {
         NodeKind::Dir
@@ -139,7 +138,7 @@ fn kind_of(meta: &Metadata) -> Option<NodeKind> {
     })
 }
 
-fn base_node(rel: &[u8], kind: NodeKind, meta: &Metadata) -> Node {
+pub(super) fn base_node(rel: &[u8], kind: NodeKind, meta: &Metadata) -> Node {
     let mut n = Node {
         path: String::new(),
         path_raw: None,
@@ -369,7 +368,7 @@ impl Capture<'_> {
 }
 
 /// The OS reason of a walk error, without repeating the path.
-fn io_reason(e: &walkdir::Error) -> String {
+pub(super) fn io_reason(e: &walkdir::Error) -> String {
     e.io_error()
         .map(|io| io.to_string())
         .unwrap_or_else(|| e.to_string())
@@ -482,165 +481,4 @@ fn capture_file(
     n.blobs = stored.blobs;
     n.changed_during_read = changed;
     Ok(Some(n))
-}
-
-/// Walks a live tree into listing nodes without reading any file: file
-/// nodes carry their size from `lstat` and no `sha256` (see
-/// [`hash_unless_listed`] to hash them afterwards). Nothing is stored;
-/// unreadable entries are errors; sockets are left out, as capture leaves
-/// them out. A missing root is an empty tree.
-pub fn walk_live(root: &Path, excludes: &[String], xattrs: bool) -> Result<Vec<Node>> {
-    let set = build_excludes(excludes)?;
-    let mut out = Vec::new();
-    if std::fs::symlink_metadata(root).is_err() {
-        return Ok(out);
-    }
-    let walker = walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !excluded(&set, e.path()));
-    for item in walker {
-        let item = item.map_err(|e| {
-            Error::new(ErrorKind::Source, format!("cannot read the live tree: {e}"))
-        })?;
-        let abs = item.path();
-        let rel = abs.strip_prefix(root).unwrap_or(Path::new(""));
-        let meta = item.metadata().map_err(|e| {
-            Error::new(
-                ErrorKind::Source,
-                format!("cannot stat {}: {}", abs.display(), io_reason(&e)),
-            )
-        })?;
-        let Some(kind) = kind_of(&meta) else { continue };
-        let mut n = base_node(rel.as_os_str().as_bytes(), kind, &meta);
-        if xattrs {
-            n.xattrs = read_xattrs(abs)
-                .map_err(|e| Error::io(format!("reading the attributes of {}", abs.display()), e))?
-                .0;
-        }
-        match kind {
-            NodeKind::Symlink => {
-                let t = std::fs::read_link(abs)
-                    .map_err(|e| Error::io(format!("reading link {}", abs.display()), e))?;
-                n.set_target(t.as_os_str().as_bytes());
-            }
-            NodeKind::File => n.size = meta.len(),
-            _ => {}
-        }
-        out.push(n);
-    }
-    Ok(out)
-}
-
-/// Gives every file of a live listing that [`walk_live`] made its
-/// SHA-256: the listed node's where it still
-/// describes the file (size, times and inode, the rule by which a capture
-/// reuses a file unread), else read now. Walking first and hashing after
-/// lets the walk run while the listing loads. Returns how many files were
-/// read.
-pub fn hash_unless_listed(
-    root: &Path,
-    live: &mut [Node],
-    listing: &HashMap<String, Node>,
-    progress: &dyn Progress,
-) -> Result<u64> {
-    let mut read = 0;
-    for n in live.iter_mut().filter(|n| n.kind == NodeKind::File) {
-        let known = listing
-            .get(&n.path)
-            .filter(|old| reusable(old) && stat_of(old) == stat_of(n));
-        match known.and_then(|old| old.sha256.clone()) {
-            Some(sha) => n.sha256 = Some(sha),
-            None => {
-                // A single-file component's one node is the root itself.
-                let rel = n.path_bytes()?;
-                let abs = if rel.is_empty() {
-                    root.to_path_buf()
-                } else {
-                    root.join(std::ffi::OsStr::from_bytes(&rel))
-                };
-                hash_live(&abs, n, progress)?;
-                read += 1;
-            }
-        }
-    }
-    Ok(read)
-}
-
-fn hash_live(abs: &Path, n: &mut Node, progress: &dyn Progress) -> Result<()> {
-    let mut f = open_unseen(abs).map_err(|e| {
-        Error::new(ErrorKind::Source, format!("cannot read {}", abs.display())).with_source(e)
-    })?;
-    let mut h = sha2::Sha256::new();
-    let size = std::io::copy(&mut f, &mut h)
-        .map_err(|e| Error::io(format!("reading {}", abs.display()), e))?;
-    progress.inc(size);
-    n.size = size;
-    n.sha256 = Some(hex::encode(sha2::Digest::finalize(h)));
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::progress::NoProgress;
-
-    fn sha(bytes: &[u8]) -> String {
-        hex::encode(sha2::Sha256::digest(bytes))
-    }
-
-    #[test]
-    fn walked_files_are_hashed_afterwards_unless_the_listing_vouches_for_them() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("same"), b"kept").unwrap();
-        std::fs::write(dir.path().join("edited"), b"new content").unwrap();
-        let mut live = walk_live(dir.path(), &[], false).unwrap();
-        assert!(live.iter().all(|n| n.sha256.is_none()));
-        // The listing vouches for `same` (with a made-up digest that only a
-        // reuse could give) and is stale for `edited` (another size).
-        let mut listing = HashMap::new();
-        for n in &live {
-            let mut old = n.clone();
-            old.sha256 = Some("listed".into());
-            if n.path == "edited" {
-                old.size += 1;
-            }
-            listing.insert(n.path.clone(), old);
-        }
-        let read = hash_unless_listed(dir.path(), &mut live, &listing, &NoProgress).unwrap();
-        assert_eq!(read, 1, "only the stale file is read");
-        let of = |p: &str| live.iter().find(|n| n.path == p).unwrap().sha256.clone();
-        assert_eq!(of("same").as_deref(), Some("listed"));
-        assert_eq!(of("edited"), Some(sha(b"new content")));
-    }
-
-    #[test]
-    fn reading_for_a_backup_leaves_the_access_time_alone() {
-        use testkit::{read_at, unread_since_long_ago};
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("main.js");
-        std::fs::write(&file, b"console.log(1)").unwrap();
-        let long_ago = unread_since_long_ago(&file);
-        std::io::Read::read_to_end(&mut open_unseen(&file).unwrap(), &mut Vec::new()).unwrap();
-        assert_eq!(read_at(&file), long_ago);
-        let mut live = walk_live(&file, &[], false).unwrap();
-        hash_unless_listed(&file, &mut live, &HashMap::new(), &NoProgress).unwrap();
-        assert_eq!(read_at(&file), long_ago);
-        // A plain read does move it here: the check above can fail.
-        std::fs::read(&file).unwrap();
-        assert!(read_at(&file) > long_ago);
-    }
-
-    #[test]
-    fn a_single_file_root_is_hashed_at_its_own_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("dms.conf");
-        std::fs::write(&file, b"server {}").unwrap();
-        let mut live = walk_live(&file, &[], false).unwrap();
-        assert_eq!(live.len(), 1);
-        let read = hash_unless_listed(&file, &mut live, &HashMap::new(), &NoProgress).unwrap();
-        assert_eq!(read, 1);
-        assert_eq!(live[0].sha256, Some(sha(b"server {}")));
-    }
 }
