@@ -213,7 +213,15 @@ mod tests {
     fn a_walk_split_over_threads_lists_in_walk_order() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for d in ["b/z/deep/er", "b/a", "a/y", "a/x/skip.log/in", "c"] {
+        for d in [
+            "b/z/deep/er",
+            "b/a",
+            "b/old.log/x",
+            "a/y",
+            "a/x/skip.log/in",
+            "c",
+            "d.log/e",
+        ] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         for f in [
@@ -231,8 +239,8 @@ mod tests {
         let live = walk_live(root, &["*.log".to_string()], false).unwrap();
         let paths: Vec<&str> = live.iter().map(|n| n.path.as_str()).collect();
         // Parents first, entries by name; `*.log` left out with all below
-        // it; the subtrees below the second level (a/x, a/y, b/a, b/z)
-        // each walked by a worker and put back at their place.
+        // it, at any level; the subtrees below the second level (a/x, a/y,
+        // b/a, b/z) each walked by a worker and put back at their place.
         let want = [
             "",
             "a",
