@@ -8,6 +8,7 @@ use crate::snapshot::{full_path, load_tree, FilesComponent, Node, NodeKind, Snap
 use crate::source::live::{hash_unless_listed, walk_live};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 /// The kind of a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,7 +224,9 @@ pub fn diff_live(
     let mut live = BTreeMap::new();
     let mut out = LiveDiff::default();
     for fc in a.file_components() {
-        let (c, l, read) = live_listing(repo, fc, read_all, None, progress)?;
+        let root = Path::new(&fc.path);
+        let walk = || Ok((walk_live(root, &fc.excludes, !fc.no_xattrs)?, ()));
+        let (c, l, read, ()) = live_listing(repo, fc, read_all, walk, progress)?;
         let files = l.iter().filter(|n| n.kind == NodeKind::File).count() as u64;
         out.files_read += read;
         out.files_trusted += files - read;
@@ -234,45 +237,57 @@ pub fn diff_live(
     Ok(out)
 }
 
-/// Changes from one captured file component to its live tree, and the live
-/// listing (relative paths, as in the snapshot), by the rule of
-/// [`diff_live`] without `read_all`. `walked` is the live tree's walk when
-/// it was made already (with the component's excludes and extended
-/// attributes setting); without it the tree is walked here.
-pub fn diff_live_component(
+/// Changes from one captured file component to its live tree, by the rule
+/// of [`diff_live`] without `read_all`; the live listing comes back hashed,
+/// with relative paths as in the snapshot. `walked` is the live tree's
+/// walk when it was made already (with the component's excludes and
+/// extended attributes setting); without it the tree is walked here.
+/// `beside` runs on the live listing, before it is hashed, while the
+/// snapshot's listing loads; its result comes back last.
+pub fn diff_live_component<R>(
     repo: &Repository,
     fc: &FilesComponent,
-    walked: Option<Result<Vec<Node>>>,
+    walked: Option<Vec<Node>>,
+    beside: impl FnOnce(&[Node]) -> R,
     progress: &dyn Progress,
-) -> Result<(Vec<Change>, Vec<Node>)> {
-    let (captured, live, _) = live_listing(repo, fc, false, walked, progress)?;
+) -> Result<(Vec<Change>, Vec<Node>, R)> {
+    let live_side = || {
+        let live = match walked {
+            Some(live) => live,
+            None => walk_live(Path::new(&fc.path), &fc.excludes, !fc.no_xattrs)?,
+        };
+        let r = beside(&live);
+        Ok((live, r))
+    };
+    let (captured, live, _, r) = live_listing(repo, fc, false, live_side, progress)?;
     // Both sides are relative to the same root: compared by relative path
     // (which sorts as the full path does), only the changes get the root.
     let mut changes = diff_maps(&by_path(captured.values()), &by_path(live.iter()));
     for c in &mut changes {
         c.path = full_path(&fc.path, &c.path);
     }
-    Ok((changes, live))
+    Ok((changes, live, r))
 }
 
-/// A file component's captured listing by relative path, and its live
-/// tree walked (while the listing loads) and hashed: every file with
-/// `read_all`, else those the listing no longer describes; the last
-/// value is how many files were read.
-fn live_listing(
+/// A file component's captured listing by relative path, loaded while
+/// `live_side` gives the live tree's listing (and whatever else it made on
+/// this thread), which is then hashed: every file with `read_all`, else
+/// those the captured listing no longer describes. The third value is how
+/// many files were read.
+fn live_listing<R>(
     repo: &Repository,
     fc: &FilesComponent,
     read_all: bool,
-    walked: Option<Result<Vec<Node>>>,
+    live_side: impl FnOnce() -> Result<(Vec<Node>, R)>,
     progress: &dyn Progress,
-) -> Result<(HashMap<String, Node>, Vec<Node>, u64)> {
-    let root = std::path::Path::new(&fc.path);
-    let (captured, mut live) = std::thread::scope(|s| {
+) -> Result<(HashMap<String, Node>, Vec<Node>, u64, R)> {
+    let root = Path::new(&fc.path);
+    let (captured, (mut live, r)) = std::thread::scope(|s| {
         let loading = s.spawn(|| -> Result<HashMap<String, Node>> {
             let nodes = load_tree(repo, &fc.tree)?;
             Ok(nodes.into_iter().map(|n| (n.path.clone(), n)).collect())
         });
-        let live = walked.unwrap_or_else(|| walk_live(root, &fc.excludes, !fc.no_xattrs));
+        let live = live_side();
         let captured = loading.join().unwrap_or_else(|_| {
             Err(crate::error::Error::new(
                 crate::error::ErrorKind::Source,
@@ -283,7 +298,7 @@ fn live_listing(
     })?;
     let trusted = if read_all { &HashMap::new() } else { &captured };
     let read = hash_unless_listed(root, &mut live, trusted, progress)?;
-    Ok((captured, live, read))
+    Ok((captured, live, read, r))
 }
 
 /// Listing nodes by their relative path, borrowed (not copied).

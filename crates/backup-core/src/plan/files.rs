@@ -65,20 +65,15 @@ pub fn plan_files(
     progress: &dyn Progress,
 ) -> Result<(FilesPlan, String)> {
     progress.phase(&format!("planning files {}", entry.name), None);
-    let walked =
-        walked.unwrap_or_else(|| walk_live(Path::new(&fc.path), &fc.excludes, !fc.no_xattrs))?;
     // The fingerprint and the digests need only the walk: they are made
-    // while the snapshot's listing loads and the two are compared.
-    let (diffed, (fingerprint, listing)) = std::thread::scope(|s| {
-        let prints = s.spawn(|| {
-            // Past the limit no digest is kept: none is made.
-            let digests = (walked.len() <= MAX_LISTED_ENTRIES).then(|| entry_digests(&walked));
-            (listing_fingerprint(&walked), digests)
-        });
-        let diffed = diff_live_component(repo, fc, Some(Ok(walked.clone())), progress);
-        (diffed, prints.join().expect("the fingerprint thread"))
-    });
-    let (changes, live) = diffed?;
+    // while the snapshot's listing loads.
+    let prints = |live: &[Node]| {
+        // Past the limit no digest is kept: none is made.
+        let digests = (live.len() <= MAX_LISTED_ENTRIES).then(|| entry_digests(live));
+        (listing_fingerprint(live), digests)
+    };
+    let (changes, live, (fingerprint, listing)) =
+        diff_live_component(repo, fc, walked.transpose()?, prints, progress)?;
     let count = |k: ChangeKind| changes.iter().filter(|c| c.kind == k).count() as u64;
     let plan = FilesPlan {
         name: entry.name.clone(),

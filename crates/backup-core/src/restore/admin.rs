@@ -41,29 +41,34 @@ pub(crate) fn allow_connections(c: &mut postgres::Client, db: &str, allow: bool)
         .map_err(|e| db_error(stmt.clone(), e).with_kind(ErrorKind::Target))
 }
 
+/// Renames database `from` to `to` (nobody may be connected to `from`).
+pub(crate) fn rename(c: &mut postgres::Client, from: &str, to: &str) -> Result<()> {
+    let stmt = format!("ALTER DATABASE {} RENAME TO {}", ident(from), ident(to));
+    c.batch_execute(&stmt)
+        .map_err(|e| db_error(stmt.clone(), e).with_kind(ErrorKind::Target))
+}
+
 /// Renames `from` to `to`, first closing `from` to new sessions and
 /// ending the ones it has (a rename needs a database nobody uses). On
 /// failure `from` is opened again.
 pub(crate) fn rename_closed(c: &mut postgres::Client, from: &str, to: &str) -> Result<()> {
     allow_connections(c, from, false)?;
-    let stmt = format!("ALTER DATABASE {} RENAME TO {}", ident(from), ident(to));
     let mut last = None;
     // A terminated session is gone within milliseconds: retry soon, as
     // the application is down meanwhile, for five seconds in all.
     for _ in 0..500 {
         terminate_sessions(c, from);
-        match c.batch_execute(&stmt) {
+        match rename(c, from, to) {
             Ok(()) => return Ok(()),
             Err(e) => last = Some(e),
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = allow_connections(c, from, true);
-    Err(db_error(
-        format!("cannot rename database {from} to {to} (sessions keep coming back?)"),
-        last.expect("a failure"),
-    )
-    .with_kind(ErrorKind::Target))
+    Err(last.expect("a failure").context(format!(
+        "cannot rename database {from} to {to}: its sessions keep coming back; stop what \
+         reconnects to it and run the command again"
+    )))
 }
 
 /// Ends every other session on database `db` (best effort: a failure shows

@@ -4,7 +4,9 @@
 //! materialized view refresh. `--replace` restores into a side database and
 //! swaps names in one short step.
 
-use super::admin::{database_exists, drop_database, maintenance, rename_closed};
+use super::admin::{
+    allow_connections, database_exists, drop_database, maintenance, rename, rename_closed,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::Id;
 use crate::progress::Progress;
@@ -266,33 +268,18 @@ fn swap(
     if live_exists {
         rename_closed(maint, live, before)?;
     }
-    if let Err(e) = maint.batch_execute(&format!(
-        "ALTER DATABASE {} RENAME TO {}",
-        ident(side),
-        ident(live)
-    )) {
+    if let Err(e) = rename(maint, side, live) {
         if live_exists {
-            let _ = maint.batch_execute(&format!(
-                "ALTER DATABASE {} RENAME TO {}",
-                ident(before),
-                ident(live)
-            ));
-            let _ = maint.batch_execute(&format!(
-                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-                ident(live)
-            ));
+            let _ = rename(maint, before, live);
+            let _ = allow_connections(maint, live, true);
         }
-        return Err(db_error(
-            format!("cannot rename the restored database to {live}; the old one was put back"),
-            e,
-        ));
+        return Err(e.context(format!(
+            "cannot rename the restored database to {live}; the old one was put back"
+        )));
     }
     let downtime = t0.elapsed();
     if live_exists {
-        let _ = maint.batch_execute(&format!(
-            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-            ident(before)
-        ));
+        let _ = allow_connections(maint, before, true);
     }
     Ok(downtime)
 }

@@ -10,7 +10,7 @@ mod seed;
 mod selection;
 
 pub use admin::drop_database;
-pub(crate) use admin::{allow_connections, database_exists, maintenance, rename_closed};
+pub(crate) use admin::{allow_connections, database_exists, maintenance, rename, rename_closed};
 pub use database::{
     component_blobs, restore_database, DatabaseRestoreOptions, DatabaseRestoreReport,
 };

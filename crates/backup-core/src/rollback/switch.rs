@@ -11,9 +11,8 @@
 
 use crate::durable;
 use crate::error::{Error, ErrorKind, Result};
-use crate::restore::{allow_connections, database_exists, maintenance, rename_closed};
-use crate::source::postgres::catalog::ident;
-use crate::source::postgres::conninfo::{db_error, ConnInfo};
+use crate::restore::{allow_connections, database_exists, maintenance, rename, rename_closed};
+use crate::source::postgres::conninfo::ConnInfo;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -231,11 +230,6 @@ fn names(c: &mut postgres::Client, d: &DatabaseSwitch) -> Result<(bool, bool, bo
     ))
 }
 
-fn sql(c: &mut postgres::Client, stmt: String) -> Result<()> {
-    c.batch_execute(&stmt)
-        .map_err(|e| db_error(stmt.clone(), e).with_kind(ErrorKind::Target))
-}
-
 impl DatabaseSwitch {
     /// Moves the live database to the kept name and the staged one to the
     /// live name.
@@ -251,27 +245,13 @@ impl DatabaseSwitch {
                 allow_connections(&mut c, &self.kept, true)?;
                 allow_connections(&mut c, &self.live, true)
             }
-            (false, true, false) => sql(
-                &mut c,
-                format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    ident(&self.staged),
-                    ident(&self.live)
-                ),
-            ),
+            (false, true, false) => rename(&mut c, &self.staged, &self.live),
             state => Err(self.lost(state)),
         }
     }
 
     fn finish_forward(&self, c: &mut postgres::Client) -> Result<()> {
-        sql(
-            c,
-            format!(
-                "ALTER DATABASE {} RENAME TO {}",
-                ident(&self.staged),
-                ident(&self.live)
-            ),
-        )?;
+        rename(c, &self.staged, &self.live)?;
         allow_connections(c, &self.live, true)?;
         allow_connections(c, &self.kept, true)
     }
@@ -293,14 +273,7 @@ impl DatabaseSwitch {
     }
 
     fn finish_revert(&self, c: &mut postgres::Client) -> Result<()> {
-        sql(
-            c,
-            format!(
-                "ALTER DATABASE {} RENAME TO {}",
-                ident(&self.kept),
-                ident(&self.live)
-            ),
-        )?;
+        rename(c, &self.kept, &self.live)?;
         allow_connections(c, &self.live, true)?;
         allow_connections(c, &self.staged, true)
     }

@@ -10,7 +10,7 @@ use crate::repository::Repository;
 use crate::rollback::journal::{Journal, Operation, StateDir};
 use crate::rollback::switch::Switch;
 use crate::snapshot::load_snapshot;
-use crate::source::postgres::conninfo::{db_error, ConnInfo};
+use crate::source::postgres::conninfo::ConnInfo;
 use crate::system::System;
 use std::time::Instant;
 
@@ -135,12 +135,5 @@ pub fn compute_for(
 }
 
 fn database_exists(conn: &ConnInfo, name: &str) -> Result<bool> {
-    let mut c = conn.connect()?;
-    let row = c
-        .query_one(
-            "SELECT count(*)::int8 FROM pg_database WHERE datname = $1",
-            &[&name],
-        )
-        .map_err(|e| db_error("looking for the kept database", e))?;
-    Ok(row.get::<_, i64>(0) > 0)
+    crate::restore::database_exists(&mut conn.connect()?, name)
 }
