@@ -226,7 +226,12 @@ pub fn diff_live(
     for fc in a.file_components() {
         let root = Path::new(&fc.path);
         let walk = || Ok((walk_live(root, &fc.excludes, !fc.no_xattrs)?, ()));
-        let (c, l, read, ()) = live_listing(repo, fc, read_all, walk, progress)?;
+        let Listings {
+            captured: c,
+            live: l,
+            read,
+            ..
+        } = live_listing(repo, fc, read_all, walk, progress)?;
         let files = l.iter().filter(|n| n.kind == NodeKind::File).count() as u64;
         out.files_read += read;
         out.files_trusted += files - read;
@@ -259,7 +264,12 @@ pub fn diff_live_component<R>(
         let r = beside(&live);
         Ok((live, r))
     };
-    let (captured, live, _, r) = live_listing(repo, fc, false, live_side, progress)?;
+    let Listings {
+        captured,
+        live,
+        beside: r,
+        ..
+    } = live_listing(repo, fc, false, live_side, progress)?;
     // Both sides are relative to the same root: compared by relative path
     // (which sorts as the full path does), only the changes get the root.
     let mut changes = diff_maps(&by_path(captured.values()), &by_path(live.iter()));
@@ -269,18 +279,29 @@ pub fn diff_live_component<R>(
     Ok((changes, live, r))
 }
 
+/// Both listings of one file component.
+struct Listings<R> {
+    /// The snapshot's, by relative path.
+    captured: HashMap<String, Node>,
+    /// The live tree's, hashed.
+    live: Vec<Node>,
+    /// How many live files were read to hash them.
+    read: u64,
+    /// What the live side made beside its listing.
+    beside: R,
+}
+
 /// A file component's captured listing by relative path, loaded while
 /// `live_side` gives the live tree's listing (and whatever else it made on
 /// this thread), which is then hashed: every file with `read_all`, else
-/// those the captured listing no longer describes. The third value is how
-/// many files were read.
+/// those the captured listing no longer describes.
 fn live_listing<R>(
     repo: &Repository,
     fc: &FilesComponent,
     read_all: bool,
     live_side: impl FnOnce() -> Result<(Vec<Node>, R)>,
     progress: &dyn Progress,
-) -> Result<(HashMap<String, Node>, Vec<Node>, u64, R)> {
+) -> Result<Listings<R>> {
     let root = Path::new(&fc.path);
     let (captured, (mut live, r)) = std::thread::scope(|s| {
         let loading = s.spawn(|| -> Result<HashMap<String, Node>> {
@@ -298,7 +319,12 @@ fn live_listing<R>(
     })?;
     let trusted = if read_all { &HashMap::new() } else { &captured };
     let read = hash_unless_listed(root, &mut live, trusted, progress)?;
-    Ok((captured, live, read, r))
+    Ok(Listings {
+        captured,
+        live,
+        read,
+        beside: r,
+    })
 }
 
 /// Listing nodes by their relative path, borrowed (not copied).
